@@ -1,0 +1,1 @@
+"""tiktokfer: short-form video challenges -> labelled facial-expression dataset, as Dagster assets."""

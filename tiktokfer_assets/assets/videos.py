@@ -1,0 +1,114 @@
+"""Asset 1, ``videos``: list, download, cap, de-watermark and store a challenge's videos."""
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetOut, Failure, MetadataValue, Output, multi_asset
+
+from tiktokfer_assets.ingest import IngestError, store_video
+from tiktokfer_assets.partitions import challenge_partitions
+from tiktokfer_assets.registry import get_challenge
+from tiktokfer_assets.resources.io_managers import markdown_preview
+from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.resources.video_source import VideoSourceResource
+from tiktokfer_assets.sources.base import VideoRef
+from tiktokfer_assets.sources.download_pool import fetch_all
+from tiktokfer_assets.tables import conform
+
+
+def _failure(ref: VideoRef, role: str, stage: str, reason: str, attempts: int) -> dict:
+    return {
+        "video_id": ref.video_id, "url": ref.url, "role": role, "stage": stage,
+        "reason": reason, "attempts": attempts, "failed_at": dt.datetime.now(dt.timezone.utc),
+    }
+
+
+def _reusable(ref: VideoRef, previous: dict | None, object_store: ObjectStore) -> bool:
+    """A stored video is kept as is when its object is there and the source says it is unchanged."""
+    if previous is None or not object_store.exists(previous["object_key"]):
+        return False
+    source_sha = ref.info.get("sha256")
+    return source_sha is None or source_sha == previous["source_sha256"]
+
+
+@multi_asset(
+    outs={
+        "videos": AssetOut(io_manager_key="table_io_manager", description="One row per stored video (baseline and performances)."),
+        "video_failures": AssetOut(io_manager_key="table_io_manager", description="Videos that could not be fetched or decoded, with the reason."),
+    },
+    partitions_def=challenge_partitions,
+    group_name="ingest",
+)
+def videos(
+    context: AssetExecutionContext,
+    object_store: ObjectStore,
+    table_store: TableStore,
+    video_sources: VideoSourceResource,
+):
+    challenge = get_challenge(table_store, context.partition_key)
+    previous = {row["video_id"]: row for row in table_store.read("videos", [challenge.name]).iter_rows(named=True)}
+    source = video_sources.for_challenge(challenge)
+    baseline_source, baseline_ref = video_sources.baseline(challenge)
+    refs = source.list_videos(challenge.max_videos)
+    context.log.info(f"{challenge.name}: source lists {len(refs)} videos (max_videos={challenge.max_videos})")
+
+    rows: list[dict] = []
+    failures: list[dict] = []
+    skipped = 0
+    with tempfile.TemporaryDirectory(prefix="tiktokfer-videos-") as tmp:
+        workdir = Path(tmp)
+        for role, src, wanted in (("baseline", baseline_source, [baseline_ref]), ("performance", source, refs)):
+            outcomes = fetch_all(
+                src, wanted, workdir,
+                workers=video_sources.download_workers,
+                max_attempts=video_sources.max_attempts,
+                backoff_s=video_sources.backoff_s,
+                skip=lambda ref: _reusable(ref, previous.get(ref.video_id), object_store),
+                on_progress=lambda progress, role=role: context.log.info(f"{challenge.name} {role}: {progress}"),
+            )
+            for outcome in outcomes:
+                if outcome.skipped:
+                    rows.append({**previous[outcome.ref.video_id], "role": role})
+                    skipped += 1
+                elif outcome.fetched is None:
+                    failures.append(_failure(outcome.ref, role, "fetch", outcome.error, outcome.attempts))
+                else:
+                    try:
+                        rows.append(store_video(outcome.fetched, challenge, role, object_store, workdir))
+                    except IngestError as exc:
+                        failures.append(_failure(outcome.ref, role, exc.stage, str(exc), outcome.attempts))
+                    finally:
+                        outcome.fetched.path.unlink(missing_ok=True)
+
+    table = conform("videos", rows).sort("role", "video_id")
+    failure_table = conform("video_failures", failures).sort("video_id")
+    # objects of videos that are no longer part of the challenge go with their rows
+    orphans = object_store.delete_prefix(f"videos/{challenge.name}/", keep=set(table["object_key"]))
+    yield Output(failure_table, "video_failures", metadata={"failures": failure_table.height})
+
+    baseline_rows = table.filter(pl.col("role") == "baseline")
+    performances = table.height - baseline_rows.height
+    if baseline_rows.is_empty():
+        raise Failure(
+            f"{challenge.name}: the baseline video could not be ingested: "
+            + "; ".join(f["reason"] for f in failures if f["role"] == "baseline"),
+        )
+    challenge.check_baseline_duration(baseline_rows["duration_s"][0])
+    if refs and performances == 0:
+        raise Failure(f"{challenge.name}: none of the {len(refs)} videos could be ingested; see video_failures")
+    context.log.info(
+        f"{challenge.name}: {performances} videos stored ({skipped} unchanged), {len(failures)} failed, {orphans} stale objects removed"
+    )
+    yield Output(table, "videos", metadata={
+        "videos": performances,
+        "failures": len(failures),
+        "already_stored": skipped,
+        "trimmed": int(table["trimmed"].sum() or 0),
+        "watermark_masked": int(table["watermark_masked"].sum() or 0),
+        "total_seconds": float(table["duration_s"].sum() or 0.0),
+        "storage_prefix": MetadataValue.text(object_store.uri(f"videos/{challenge.name}")),
+        "preview_failures": MetadataValue.md(markdown_preview(failure_table)),
+    })

@@ -1,0 +1,219 @@
+"""Challenge definitions: what a challenge is, how it is validated, and its YAML form.
+
+A challenge is a name (the ``challenge`` partition key), a video source, a baseline
+video (the original that started the trend) and its prompts: an ordered list of
+``(label, start_s, end_s)`` in the baseline's timeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+class ChallengeError(ValueError):
+    """A challenge definition is invalid; the message says what and how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Prompt(_Strict):
+    label: str = Field(min_length=1, max_length=128)
+    start_s: float = Field(ge=0)
+    end_s: float
+
+    @model_validator(mode="after")
+    def _span(self) -> "Prompt":
+        if self.end_s <= self.start_s:
+            raise ValueError(f"prompt {self.label!r}: end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        return self
+
+
+class LocalFolderSourceSpec(_Strict):
+    kind: Literal["local_folder"]
+    path: str
+
+
+class YtDlpSourceSpec(_Strict):
+    """Any URLs yt-dlp handles: single videos, short links, user pages, collections."""
+
+    kind: Literal["yt_dlp"]
+    urls: list[str] = Field(min_length=1)
+    cookies_file: str | None = None
+    sleep_interval_s: float = 0.0
+    proxy: str | None = None
+    impersonate: str | None = None
+
+
+class UrlListSourceSpec(_Strict):
+    """A CSV/TXT file of video URLs or ids (e.g. a TikTok Research API export)."""
+
+    kind: Literal["url_list"]
+    path: str
+
+
+SourceSpec = Annotated[
+    Union[LocalFolderSourceSpec, YtDlpSourceSpec, UrlListSourceSpec], Field(discriminator="kind")
+]
+
+
+class BaselineSpec(_Strict):
+    """The original video: a local ``path`` or a ``url`` (fetched like any video)."""
+
+    path: str | None = None
+    url: str | None = None
+    video_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "BaselineSpec":
+        if (self.path is None) == (self.url is None):
+            raise ValueError("baseline needs exactly one of 'path' or 'url'")
+        return self
+
+
+class WatermarkRegionSpec(_Strict):
+    """A rectangle in fractions of the frame, masked between start_s and end_s (None: to the end)."""
+
+    x: float = Field(ge=0, le=1)
+    y: float = Field(ge=0, le=1)
+    w: float = Field(gt=0, le=1)
+    h: float = Field(gt=0, le=1)
+    start_s: float = Field(default=0.0, ge=0)
+    end_s: float | None = None
+
+
+class ReactionWindow(_Strict):
+    """Performers react after hearing a prompt: label frames from end_s+start_s to end_s+end_s."""
+
+    start_s: float = Field(default=1.0, ge=0)
+    end_s: float = Field(default=2.5, gt=0)
+
+
+class ChallengeDefinition(_Strict):
+    name: str
+    description: str = ""
+    source: SourceSpec
+    baseline: BaselineSpec
+    prompts: list[Prompt] = Field(min_length=1)
+    expression_labels: list[str] | None = None
+    max_videos: int = Field(default=50, ge=1)
+    max_video_seconds: float = Field(default=60.0, gt=0)
+    reaction_window: ReactionWindow | None = None
+    watermark_regions: list[WatermarkRegionSpec] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(
+                f"challenge name {value!r} is invalid: use 1-64 characters from lower-case letters, "
+                "digits, '_' and '-' (it becomes a Dagster partition key and a storage prefix)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _prompts(self) -> "ChallengeDefinition":
+        labels = [p.label for p in self.prompts]
+        duplicated = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicated:
+            raise ValueError(f"prompt labels must be unique, repeated: {duplicated}")
+        for before, after in zip(self.prompts, self.prompts[1:]):
+            if after.start_s < before.start_s:
+                raise ValueError(
+                    f"prompts must be in the baseline's order: {after.label!r} ({after.start_s}s) "
+                    f"comes after {before.label!r} ({before.start_s}s)"
+                )
+            if after.start_s < before.end_s:
+                raise ValueError(
+                    f"prompts {before.label!r} ({before.start_s}-{before.end_s}s) and "
+                    f"{after.label!r} ({after.start_s}-{after.end_s}s) overlap"
+                )
+        if self.expression_labels is not None:
+            unknown = sorted(set(self.expression_labels) - set(labels))
+            if unknown:
+                raise ValueError(f"expression_labels {unknown} are not prompt labels")
+        return self
+
+    def check_baseline_duration(self, duration_s: float) -> None:
+        """Raise :class:`ChallengeError` when a prompt ends after the baseline does."""
+        late = [p for p in self.prompts if p.end_s > duration_s + 1e-6]
+        if late:
+            raise ChallengeError(
+                f"challenge {self.name!r}: prompts {[p.label for p in late]} end after the baseline's "
+                f"end ({duration_s:.3f}s); fix their end_s or the baseline video"
+            )
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+    @property
+    def version(self) -> str:
+        """Content hash: changes whenever any field of the definition changes."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def _resolve_paths(data: dict, base_dir: Path) -> dict:
+    """Make relative local paths absolute against the YAML file's folder."""
+
+    def resolve(value: str) -> str:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base_dir / path).resolve())
+
+    data = dict(data)
+    source = data.get("source")
+    if isinstance(source, dict) and source.get("kind") in ("local_folder", "url_list") and source.get("path"):
+        data["source"] = {**source, "path": resolve(source["path"])}
+    baseline = data.get("baseline")
+    if isinstance(baseline, dict) and baseline.get("path"):
+        data["baseline"] = {**baseline, "path": resolve(baseline["path"])}
+    return data
+
+
+def _format_errors(where: str, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"]) or "definition"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc}: {message}")
+    return f"invalid challenge definition {where}:\n" + "\n".join(lines)
+
+
+def parse_challenge(data: object, *, where: str = "", base_dir: Path | None = None) -> ChallengeDefinition:
+    if not isinstance(data, dict):
+        raise ChallengeError(f"invalid challenge definition {where}: expected a mapping, got {type(data).__name__}")
+    if base_dir is not None:
+        data = _resolve_paths(data, base_dir)
+    try:
+        return ChallengeDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise ChallengeError(_format_errors(where, exc)) from None
+
+
+def load_challenge(path: str | Path) -> ChallengeDefinition:
+    """Read and validate one YAML definition; relative paths are relative to the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ChallengeError(f"cannot read challenge file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ChallengeError(f"challenge file {path} is not valid YAML: {exc}") from exc
+    return parse_challenge(data, where=f"in {path}", base_dir=path.parent.resolve())
+
+
+def challenge_from_json(text: str) -> ChallengeDefinition:
+    return parse_challenge(json.loads(text), where="(stored)")
+
+
+def dump_challenge(challenge: ChallengeDefinition) -> str:
+    return yaml.safe_dump(challenge.model_dump(mode="json", exclude_defaults=True), sort_keys=False)

@@ -1,0 +1,156 @@
+"""The ``tiktokfer`` command: fetch weights, manage challenges, generate and run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tiktokfer_assets.challenges import ChallengeError, dump_challenge, load_challenge
+from tiktokfer_assets.fetch import FetchError, fetch_all
+from tiktokfer_assets.paths import data_dir, home_dir
+
+
+def dagster_instance():
+    """The Dagster instance of ``DAGSTER_HOME``, defaulting to the local one under TIKTOKFER_HOME."""
+    from dagster import DagsterInstance
+
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(home_dir() / "dagster")
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()  # Dagster's defaults: SQLite storage in this folder
+    return DagsterInstance.get()
+
+
+def table_store():
+    from tiktokfer_assets.environments import resources_for
+
+    return resources_for()["table_store"]
+
+
+def cmd_fetch(args) -> None:
+    for path, fetched in fetch_all(args.source, args.only):
+        print(f"{'fetched' if fetched else 'ok     '} {path}")
+
+
+def cmd_challenge_add(args) -> None:
+    from tiktokfer_assets.media.probe import probe
+    from tiktokfer_assets.registry import register_challenge
+
+    instance, store = dagster_instance(), table_store()
+    for file in args.files:
+        challenge = load_challenge(file)
+        if challenge.baseline.path and Path(challenge.baseline.path).is_file():
+            challenge.check_baseline_duration(probe(challenge.baseline.path).duration_s)
+        changed = register_challenge(challenge, store, instance)
+        print(f"{challenge.name}: {'registered' if changed else 'unchanged'} (version {challenge.version})")
+
+
+def cmd_challenge_list(args) -> None:
+    import polars as pl
+
+    from tiktokfer_assets.registry import stored_challenges
+
+    rows = stored_challenges(table_store())
+    if rows.is_empty():
+        print("no challenges registered; add one with `tiktokfer challenge add FILE.yaml`")
+        return
+    for row in rows.sort("challenge").select("challenge", "version", pl.col("registered_at").cast(pl.String)).iter_rows():
+        print("\t".join(row))
+
+
+def cmd_challenge_show(args) -> None:
+    from tiktokfer_assets.registry import get_challenge
+
+    print(dump_challenge(get_challenge(table_store(), args.name)), end="")
+
+
+def cmd_generate(args) -> None:
+    from tiktokfer_assets.testkit.generator import build_challenge
+
+    generated = build_challenge(args.out_dir, name=args.name, seed=args.seed)
+    print(f"wrote {generated.challenge_yaml} and {generated.truth_json}")
+
+
+def cmd_materialize(args) -> None:
+    from tiktokfer_assets.definitions import defs, materialize_challenge
+    from tiktokfer_assets.summary import challenge_summary
+
+    materialize_challenge(defs, args.name, dagster_instance())
+    print(challenge_summary(args.name, table_store(), resources_object_store()))
+
+
+def resources_object_store():
+    from tiktokfer_assets.environments import resources_for
+
+    return resources_for()["object_store"]
+
+
+def cmd_demo(args) -> None:
+    from tiktokfer_assets.definitions import defs, materialize_challenge
+    from tiktokfer_assets.registry import register_challenge
+    from tiktokfer_assets.summary import challenge_summary
+    from tiktokfer_assets.testkit.generator import build_challenge
+
+    fetch_all(args.source)
+    out = data_dir() / "demo"
+    generated = build_challenge(out, name="demo", seed=args.seed)
+    challenge = load_challenge(generated.challenge_yaml)
+    instance, store = dagster_instance(), table_store()
+    register_challenge(challenge, store, instance)
+    materialize_challenge(defs, challenge.name, instance)
+    print(challenge_summary(challenge.name, store, resources_object_store()))
+    print(f"\nDemo challenge files: {out} (ground truth in {generated.truth_json})")
+    print(f"Open the Dagster UI on these results: DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
+          ".venv/bin/dagster dev -w workspace.yaml   (or `make ui`), then http://127.0.0.1:3000")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tiktokfer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fetch = sub.add_parser("fetch", help="fetch weights and media from weights/manifest.tsv, verifying sha256")
+    fetch.add_argument("--source", default=None, help="local folder laid out like the manifest (default: $TIKTOKFER_FETCH_SOURCE, else the URLs)")
+    fetch.add_argument("--only", default=None, help="only manifest paths starting with this (e.g. weights/)")
+    fetch.set_defaults(func=cmd_fetch)
+
+    challenge = sub.add_parser("challenge", help="register, list and show challenges").add_subparsers(dest="action", required=True)
+    add = challenge.add_parser("add", help="validate and register challenge YAML files")
+    add.add_argument("files", nargs="+")
+    add.set_defaults(func=cmd_challenge_add)
+    challenge.add_parser("list", help="registered challenges").set_defaults(func=cmd_challenge_list)
+    show = challenge.add_parser("show", help="a registered challenge's definition as YAML")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_challenge_show)
+
+    generate = sub.add_parser("generate", help="write a generated test challenge with its ground truth")
+    generate.add_argument("out_dir")
+    generate.add_argument("--name", default="generated")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(func=cmd_generate)
+
+    materialize = sub.add_parser("materialize", help="materialise every asset of a registered challenge")
+    materialize.add_argument("name")
+    materialize.set_defaults(func=cmd_materialize)
+
+    demo = sub.add_parser("demo", help="fetch, generate the demo challenge, register it, materialise everything, summarise")
+    demo.add_argument("--source", default=None, help="as for fetch")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ChallengeError, FetchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The tiktokfer code location."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, Definitions
+
+from tiktokfer_assets.assets.videos import videos
+from tiktokfer_assets.environments import resources_for
+
+ASSETS = [videos]
+ASSET_CHECKS: list = []
+
+
+def build_definitions(resources: dict | None = None) -> Definitions:
+    """The code location's definitions, on the given resources (default: ``TIKTOKFER_ENV``'s)."""
+    return Definitions(
+        assets=ASSETS,
+        asset_checks=ASSET_CHECKS,
+        resources=resources if resources is not None else resources_for(),
+    )
+
+
+def materialize_challenge(definitions: Definitions, challenge: str, instance: DagsterInstance):
+    """Materialise every asset of one challenge partition in this process (checks included)."""
+    job = definitions.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(partition_key=challenge, instance=instance)
+
+
+defs = build_definitions()

@@ -1,0 +1,62 @@
+"""IO managers: polars tables per challenge partition, stored through a :class:`TableStore`."""
+
+from __future__ import annotations
+
+import polars as pl
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+
+from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.tables import PARTITION_COLUMN
+
+
+def table_name(context: OutputContext) -> str:
+    """The table an output is stored in: its ``table`` metadata, else the asset's name."""
+    return (context.definition_metadata or {}).get("table") or context.asset_key.path[-1]
+
+
+def markdown_preview(df: pl.DataFrame, rows: int = 10, max_chars: int = 60) -> str:
+    """A small markdown table of the first rows, for the Dagster UI."""
+    if df.width == 0:
+        return "(no columns)"
+    head = df.head(rows)
+
+    def cell(value) -> str:
+        text = "" if value is None else str(value)
+        text = text.replace("|", "\\|").replace("\n", " ")
+        return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * head.width]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.iter_rows()]
+    return "\n".join(lines)
+
+
+class PolarsTableIOManager(ConfigurableIOManager):
+    """Stores an asset's polars DataFrame as the rows of its challenge partition.
+
+    Writes replace the partition's rows in one transaction (delete + insert), so a
+    re-run never duplicates rows. Loads return the rows of every upstream partition
+    the downstream step asked for, with the ``challenge`` column.
+    """
+
+    store: TableStore
+
+    def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
+        if not isinstance(obj, pl.DataFrame):
+            raise TypeError(f"{context.asset_key.to_user_string()} must return a polars DataFrame, got {type(obj).__name__}")
+        if not context.has_asset_partitions:
+            raise ValueError(f"{context.asset_key.to_user_string()}: tables are stored per challenge partition")
+        table = table_name(context)
+        for challenge in context.asset_partition_keys:
+            rows = obj.filter(pl.col(PARTITION_COLUMN) == challenge) if PARTITION_COLUMN in obj.columns and len(context.asset_partition_keys) > 1 else obj
+            self.store.replace_partition(table, challenge, rows)
+        context.add_output_metadata({
+            "table": table,
+            "dagster/row_count": obj.height,
+            "preview": MetadataValue.md(markdown_preview(obj)),
+        })
+
+    def load_input(self, context: InputContext) -> pl.DataFrame:
+        upstream = context.upstream_output
+        table = table_name(upstream)
+        challenges = list(context.asset_partition_keys) if context.has_asset_partitions else None
+        return self.store.read(table, challenges)

@@ -1,0 +1,57 @@
+"""The video-source resource: builds each challenge's source from its definition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+
+from tiktokfer_assets.challenges import (
+    ChallengeDefinition,
+    LocalFolderSourceSpec,
+    UrlListSourceSpec,
+    YtDlpSourceSpec,
+)
+from tiktokfer_assets.sources.base import VideoRef, VideoSource
+from tiktokfer_assets.sources.local_folder import LocalFolderSource, video_id_from_name
+
+
+class VideoSourceResource(ConfigurableResource):
+    """Options shared by every source; the challenge says which source and where."""
+
+    download_workers: int = 4
+    max_attempts: int = 4
+    backoff_s: float = 2.0
+    socket_timeout_s: float = 30.0
+
+    def _ytdlp(self, urls: list[str], spec: YtDlpSourceSpec | None = None):
+        from tiktokfer_assets.sources.ytdlp import YtDlpSource
+
+        options = {} if spec is None else {
+            "cookies_file": spec.cookies_file,
+            "sleep_interval_s": spec.sleep_interval_s,
+            "proxy": spec.proxy,
+            "impersonate": spec.impersonate,
+        }
+        return YtDlpSource(urls, socket_timeout_s=self.socket_timeout_s, **options)
+
+    def for_challenge(self, challenge: ChallengeDefinition) -> VideoSource:
+        spec = challenge.source
+        if isinstance(spec, LocalFolderSourceSpec):
+            return LocalFolderSource(Path(spec.path))
+        if isinstance(spec, YtDlpSourceSpec):
+            return self._ytdlp(spec.urls, spec)
+        if isinstance(spec, UrlListSourceSpec):
+            from tiktokfer_assets.sources.url_list import UrlListSource
+
+            return UrlListSource(Path(spec.path), fetcher=self._ytdlp([]))
+        raise TypeError(f"unknown source spec {type(spec).__name__}")
+
+    def baseline(self, challenge: ChallengeDefinition) -> tuple[VideoSource, VideoRef]:
+        """The source that fetches the baseline video, and its reference."""
+        baseline = challenge.baseline
+        if baseline.path is not None:
+            ref = VideoRef(baseline.video_id or video_id_from_name(baseline.path), baseline.path)
+            return LocalFolderSource(Path(baseline.path).parent), ref
+        ref = VideoRef(baseline.video_id or "baseline", baseline.url)
+        return self._ytdlp([baseline.url]), ref

@@ -1,0 +1,29 @@
+"""A short text summary of what a challenge's materialisation produced."""
+
+from __future__ import annotations
+
+from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
+
+SUMMARY_TABLES = (
+    "videos", "video_failures", "subvideos", "frames", "faces", "nofaces",
+    "faces_with_intra_ind", "similarities", "faces_with_final_ind", "unique_faces",
+)
+
+
+def challenge_summary(challenge: str, store: TableStore, objects: ObjectStore) -> str:
+    lines = [f"Challenge {challenge!r}: rows per table"]
+    for table in SUMMARY_TABLES:
+        df = store.read(table, [challenge])
+        if df.width <= 1 and df.is_empty():
+            continue
+        detail = ""
+        if table == "subvideos" and "found" in df.columns:
+            found = int(df["found"].sum() or 0)
+            detail = f"  ({found} prompts found, {df.height - found} not found)"
+        if table == "faces_with_final_ind" and "individual_id" in df.columns:
+            detail = f"  ({df['individual_id'].n_unique()} individuals)"
+        lines.append(f"  {table:<22}{df.height:>7}{detail}")
+    lines.append(f"Media (videos, frames, face crops): {objects.location()}")
+    lines.append(f"Tables: {store.location()}")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Schemas of the tables tiktokfer writes, one place for every table store.
+
+Every table carries a ``challenge`` column (the partition key) that the table
+store fills in; assets return polars DataFrames with the other columns. A schema
+here is the contract between an asset, its downstream assets and both table
+stores (DuckDB locally, Postgres in production).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+PARTITION_COLUMN = "challenge"
+
+TIMESTAMP = pl.Datetime("us", "UTC")
+
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "challenges": {
+        "definition_json": pl.String,
+        "version": pl.String,
+        "registered_at": TIMESTAMP,
+    },
+    "videos": {
+        "video_id": pl.String,
+        "role": pl.String,  # "baseline" or "performance"
+        "url": pl.String,
+        "author": pl.String,
+        "author_id": pl.String,
+        "description": pl.String,
+        "hashtags": pl.String,  # JSON list
+        "sound_id": pl.String,
+        "sound_title": pl.String,
+        "sound_author": pl.String,
+        "duration_s": pl.Float64,  # as stored (after the max_video_seconds cap)
+        "original_duration_s": pl.Float64,
+        "width": pl.Int32,  # as displayed (rotation applied)
+        "height": pl.Int32,
+        "fps": pl.Float64,
+        "rotation": pl.Int32,
+        "has_audio": pl.Boolean,
+        "create_time": TIMESTAMP,
+        "view_count": pl.Int64,
+        "like_count": pl.Int64,
+        "comment_count": pl.Int64,
+        "share_count": pl.Int64,
+        "format_id": pl.String,
+        "watermark_masked": pl.Boolean,
+        "trimmed": pl.Boolean,
+        "source_sha256": pl.String,  # of the file as fetched
+        "sha256": pl.String,  # of the stored object
+        "size_bytes": pl.Int64,
+        "object_key": pl.String,
+        "info_json": pl.String,
+        "downloaded_at": TIMESTAMP,
+    },
+    "video_failures": {
+        "video_id": pl.String,
+        "url": pl.String,
+        "role": pl.String,
+        "stage": pl.String,  # fetch | probe | trim | watermark | store
+        "reason": pl.String,
+        "attempts": pl.Int32,
+        "failed_at": TIMESTAMP,
+    },
+}
+
+
+def empty(table: str) -> pl.DataFrame:
+    """An empty frame with the table's columns (without the partition column)."""
+    return pl.DataFrame(schema=SCHEMAS[table])
+
+
+def conform(table: str, rows: list[dict] | pl.DataFrame) -> pl.DataFrame:
+    """Rows as a frame with exactly the table's columns and types (missing columns are null)."""
+    schema = SCHEMAS[table]
+    if len(rows) == 0:
+        return empty(table)
+    df = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows, schema_overrides=schema, infer_schema_length=None)
+    unknown = set(df.columns) - set(schema) - {PARTITION_COLUMN}
+    if unknown:
+        raise ValueError(f"table {table!r} has no columns {sorted(unknown)}")
+    return df.select([
+        (pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in schema.items()
+    ])
