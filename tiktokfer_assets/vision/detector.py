@@ -1,0 +1,211 @@
+"""Batched face detection with RetinaFace MobileNet-0.25 on CUDA or CPU.
+
+:class:`FaceDetector` loads the network once and detects faces in any number of BGR
+``uint8`` images of any sizes:
+
+1. each image is resized on the device (bilinear, antialiased) so its longer side is
+   ``max_size``, keeping the aspect ratio, and mean-subtracted;
+2. images are grouped by their input size rounded up to the network stride (32 px)
+   and zero-padded (zero = the mean colour after subtraction) at the bottom/right, so
+   a video's frames form full batches of ``batch_size`` and anchors are built once
+   per size; one forward pass per batch, decoding and NMS on the device;
+3. images without a face above ``score_threshold`` are retried rotated 90 degrees
+   anticlockwise and clockwise (landscape videos filmed sideways), again batched;
+4. boxes and landmarks are mapped back to each image's own pixel coordinates
+   (unrotated, unresized) and boxes are clipped to the image.
+
+Rotation convention: :attr:`Detection.rotation` is the angle in degrees,
+anticlockwise positive (``np.rot90``'s and Pillow's convention), by which the image
+was rotated when the face was found: ``np.rot90(image, detection.rotation // 90)``
+shows that face upright. 0 means found in the image as given.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tiktokfer_assets.vision.retinaface import MEAN_BGR, detect_batch, load_retinaface
+
+STRIDE = 32  # coarsest network stride; inputs are padded to a multiple of it
+RETRY_ROTATIONS = (90, -90)  # anticlockwise, clockwise
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face in the coordinates of the image passed to :meth:`FaceDetector.detect`.
+
+    ``box``: ``(x1, y1, x2, y2)`` in pixels, clipped to the image. ``landmarks``: five
+    ``(x, y)`` points - left eye, right eye, nose, left and right mouth corner (as seen
+    in the upright face; left = smaller x when upright). ``rotation``: see the module
+    docstring.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[tuple[float, float], ...]
+    rotation: int
+
+
+def resolve_device(device: Literal["auto", "cpu", "cuda"] | str) -> torch.device:
+    """``auto`` -> CUDA when torch sees one, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
+    return resolved
+
+
+def _unrotate_points(points: np.ndarray, rotation: int, width: int, height: int) -> np.ndarray:
+    """Map ``(..., 2)`` points from the image rotated by ``rotation`` back to the ``width x height`` image.
+
+    ``np.rot90(k=1)`` sends ``(x, y)`` to ``(y, W - x)``; ``k=-1`` sends it to ``(H - y, x)``
+    (continuous pixel-edge coordinates), and these are their inverses.
+    """
+    xr, yr = points[..., 0], points[..., 1]
+    if rotation == 90:
+        return np.stack([width - yr, xr], axis=-1)
+    if rotation == -90:
+        return np.stack([yr, height - xr], axis=-1)
+    raise ValueError(f"unsupported rotation {rotation}")
+
+
+@dataclass(frozen=True)
+class _Found:
+    """Detections of one image in network-input pixels: boxes ``(K, 4)``, scores ``(K,)``, points ``(K, 5, 2)``."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    points: np.ndarray
+
+    @classmethod
+    def empty(cls) -> _Found:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+    @property
+    def best_score(self) -> float:
+        return float(self.scores[0]) if len(self.scores) else -1.0
+
+    def unrotated(self, rotation: int, width: int, height: int) -> _Found:
+        """These detections, found in the image rotated by ``rotation``, in the unrotated image."""
+        corners = _unrotate_points(self.boxes.reshape(-1, 2, 2), rotation, width, height)
+        boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+        return _Found(boxes, self.scores, _unrotate_points(self.points, rotation, width, height))
+
+
+class FaceDetector:
+    """RetinaFace MobileNet-0.25, loaded once, detecting in batches on ``device``.
+
+    ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; the same code runs
+    on both. ``batch_size`` images per forward pass; ``score_threshold`` on the face
+    probability; ``nms_threshold`` IoU for non-maximum suppression; ``max_size`` the
+    longer side, in pixels, images are resized to (up or down) before detection.
+    """
+
+    def __init__(
+        self,
+        weights_path: str | Path,
+        device: Literal["auto", "cpu", "cuda"] | str = "auto",
+        batch_size: int = 16,
+        score_threshold: float = 0.9,
+        nms_threshold: float = 0.4,
+        max_size: int = 640,
+    ) -> None:
+        if batch_size < 1 or max_size < STRIDE:
+            raise ValueError(f"batch_size must be >= 1 and max_size >= {STRIDE}")
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.max_size = max_size
+        self.model = load_retinaface(weights_path, self.device)
+        self._mean = torch.tensor(MEAN_BGR, device=self.device).view(3, 1, 1)
+
+    @torch.inference_mode()
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Faces in each BGR ``uint8`` ``(H, W, 3)`` image, best score first; ``[]`` where none.
+
+        Device memory is bounded by one batch: images are resized and uploaded batch by batch.
+        """
+        sizes = [self._input_size(image) for image in images]
+        found = self._run(images, sizes, [(i, 0) for i in range(len(images))])
+        rotations = [0] * len(images)
+        misses = [i for i, f in enumerate(found) if not len(f.scores)]
+        if misses:
+            retried = self._run(images, sizes, [(i, r) for r in RETRY_ROTATIONS for i in misses])
+            for j, i in enumerate(misses):
+                candidates = [(retried[k * len(misses) + j], r) for k, r in enumerate(RETRY_ROTATIONS)]
+                best, rotation = max(candidates, key=lambda c: c[0].best_score)
+                if len(best.scores):
+                    height, width = sizes[i]
+                    found[i], rotations[i] = best.unrotated(rotation, width, height), rotation
+        return [_to_detections(*args) for args in zip(images, sizes, found, rotations)]
+
+    def detect_one(self, image: np.ndarray) -> list[Detection]:
+        """:meth:`detect` for a single image."""
+        return self.detect([image])[0]
+
+    def _input_size(self, image: np.ndarray) -> tuple[int, int]:
+        """``(height, width)`` of ``image`` resized so its longer side is ``max_size``."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+        height, width = image.shape[:2]
+        scale = self.max_size / max(height, width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    def _input(self, image: np.ndarray, size: tuple[int, int], rotation: int) -> torch.Tensor:
+        """``image`` on the device, resized to ``size``, mean-subtracted, rotated: ``(3, h, w)`` float."""
+        pixels = torch.from_numpy(np.require(image, requirements=["C", "W"]))  # from_numpy needs writable
+        tensor = pixels.to(self.device).permute(2, 0, 1).float()
+        if size != image.shape[:2]:
+            tensor = F.interpolate(tensor[None], size=size, mode="bilinear", antialias=True)[0]
+        tensor = tensor - self._mean
+        return torch.rot90(tensor, rotation // 90, dims=(1, 2)) if rotation else tensor
+
+    def _run(
+        self, images: Sequence[np.ndarray], sizes: list[tuple[int, int]], jobs: list[tuple[int, int]]
+    ) -> list[_Found]:
+        """Detect for each ``(image index, rotation)`` job; results in that rotated input's pixels."""
+        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for j, (i, rotation) in enumerate(jobs):
+            height, width = sizes[i] if rotation == 0 else sizes[i][::-1]
+            groups[(-(-height // STRIDE) * STRIDE, -(-width // STRIDE) * STRIDE)].append(j)
+        out = [_Found.empty()] * len(jobs)
+        for (height, width), members in groups.items():
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start : start + self.batch_size]
+                batch = torch.zeros((len(chunk), 3, height, width), device=self.device)
+                for row, j in enumerate(chunk):
+                    i, rotation = jobs[j]
+                    tensor = self._input(images[i], sizes[i], rotation)
+                    batch[row, :, : tensor.shape[1], : tensor.shape[2]] = tensor
+                raw = detect_batch(self.model, batch, self.score_threshold, self.nms_threshold)
+                for row, j in enumerate(chunk):
+                    mask = (raw.image_index == row).numpy()
+                    out[j] = _Found(raw.boxes.numpy()[mask], raw.scores.numpy()[mask], raw.landmarks.numpy()[mask])
+        return out
+
+
+def _to_detections(image: np.ndarray, size: tuple[int, int], found: _Found, rotation: int) -> list[Detection]:
+    """Scale from the ``size`` (h, w) network input to ``image``'s pixels, clip boxes, wrap as :class:`Detection`."""
+    height, width = image.shape[:2]
+    scale = np.array([size[1] / width, size[0] / height])
+    boxes = (found.boxes.reshape(-1, 2, 2) / scale).reshape(-1, 4).clip(0, [width, height, width, height])
+    points = found.points / scale
+    return [
+        Detection(
+            box=tuple(float(v) for v in box),
+            score=float(score),
+            landmarks=tuple((float(x), float(y)) for x, y in pts),
+            rotation=rotation,
+        )
+        for box, score, pts in zip(boxes, found.scores, points)
+    ]
