@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tiktokfer_assets.paths import home_dir
 from tiktokfer_assets.resources.gpu import GpuResource
@@ -21,9 +22,9 @@ def current_environment() -> str:
     return env
 
 
-def local_resources() -> dict:
-    """Embedded default: files under TIKTOKFER_HOME, tables in one DuckDB file."""
-    home = home_dir()
+def local_resources(home: Path | None = None) -> dict:
+    """Embedded default: files under ``home`` (TIKTOKFER_HOME), tables in one DuckDB file."""
+    home = home or home_dir()
     table_store = DuckDBTableStore(path=str(home / "tables.duckdb"))
     return {
         "object_store": LocalObjectStore(root=str(home / "objects")),

@@ -51,6 +51,19 @@ def with_partition(df: pl.DataFrame, challenge: str) -> pl.DataFrame:
     return df.select(pl.lit(challenge, dtype=pl.String).alias(PARTITION_COLUMN), pl.all())
 
 
+def normalise_read(table: str, df: pl.DataFrame) -> pl.DataFrame:
+    """Rows read back from a database with the table's declared types (time zones as UTC)."""
+    schema = SCHEMAS.get(table, {})
+    casts = []
+    for name in df.columns:
+        dtype = df.schema[name]
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            casts.append(pl.col(name).dt.convert_time_zone("UTC"))
+        elif name in schema and dtype != schema[name]:
+            casts.append(pl.col(name).cast(schema[name]))
+    return df.with_columns(casts) if casts else df
+
+
 def empty_with_partition(table: str) -> pl.DataFrame:
     if table in SCHEMAS:
         return with_partition(empty(table), "").clear()
@@ -129,7 +142,7 @@ class DuckDBTableStore(TableStore):
                 query += f" WHERE {PARTITION_COLUMN} IN ({', '.join('?' for _ in challenges)})"
                 params = list(challenges)
             df = conn.execute(query, params).pl()
-        return df
+        return normalise_read(table, df)
 
     def location(self) -> str:
         return f"DuckDB file {Path(self.path).resolve()}"

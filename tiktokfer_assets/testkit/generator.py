@@ -215,7 +215,7 @@ def _panel(photos: list[Path], duration_s: float, bg: str):
         parts.append(stream)
         rects.append({
             "start_s": round(k * seg, 3), "end_s": round((k + 1) * seg, 3), "photo": f"{photo.parent.name}/{photo.name}",
-            "box": [ox - MARGIN, oy - MARGIN, ox - MARGIN + sw, oy - MARGIN + sh],
+            "box": [max(0, ox - MARGIN), max(0, oy - MARGIN), min(WIDTH, ox - MARGIN + sw), min(HEIGHT, oy - MARGIN + sh)],
         })
     video = ffmpeg.concat(*parts, v=1, a=0) if len(parts) > 1 else parts[0]
     video = video.filter("crop", WIDTH, HEIGHT, f"{MARGIN}+{MARGIN - 2}*sin(t*0.9)", f"{MARGIN}+{MARGIN - 2}*cos(t*0.7)")
@@ -302,7 +302,7 @@ def build_challenge(
         work = Path(tmp)
         sound, spans, speech_rms = build_sound(prompts or DEFAULT_PROMPTS, work, rng)
         sound_s = len(sound) / SAMPLE_RATE
-        plans = plans or default_plans(people, creator, sound_s, max_video_seconds)
+        plans = default_plans(people, creator, sound_s, max_video_seconds) if plans is None else plans
 
         baseline_wav = work / "baseline.wav"
         write_wav(baseline_wav, sound, 44100)

@@ -1,0 +1,45 @@
+# tiktokfer: `make demo` and `make test` are the whole set-up on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Machines without internet fetch weights and media from a local folder laid out like
+# weights/manifest.tsv; here that is ../shared. Elsewhere leave it empty to use the URLs.
+TIKTOKFER_FETCH_SOURCE ?= $(if $(wildcard ../shared/MANIFEST.tsv),$(abspath ../shared),)
+export TIKTOKFER_FETCH_SOURCE
+export DAGSTER_HOME ?= $(abspath .tiktokfer/dagster)
+APT_PACKAGES := ffmpeg espeak-ng
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: demo test install fetch system-deps ui bench clean
+
+system-deps:  ## Debian packages the pipeline and its test media need
+	@missing=""; for b in ffmpeg ffprobe espeak-ng; do command -v $$b >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); fi
+
+$(VENV)/.installed: pyproject.toml
+	command -v uv >/dev/null || python3 -m pip install -q uv
+	[ -x $(PY) ] || uv venv -q $(VENV) --python python3
+	uv pip install -q --python $(PY) -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+fetch: install
+	$(VENV)/bin/tiktokfer fetch
+
+demo: system-deps install  ## build the demo challenge and materialise every asset on local storage
+	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/tiktokfer demo
+
+test: system-deps fetch  ## the test suite (CI runs exactly this)
+	$(VENV)/bin/pytest -q
+
+ui: install  ## the Dagster UI on the local results (http://127.0.0.1:3000)
+	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install fetch
+	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .tiktokfer data/demo test-artifacts

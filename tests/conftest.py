@@ -1,0 +1,67 @@
+"""Shared fixtures: the generated challenge (built once per session), local resources, a Dagster instance."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, instance_for_test
+
+from tiktokfer_assets.challenges import load_challenge
+from tiktokfer_assets.definitions import build_definitions
+from tiktokfer_assets.environments import local_resources
+from tiktokfer_assets.fetch import require_file
+from tiktokfer_assets.paths import media_dir
+from tiktokfer_assets.registry import register_challenge
+from tiktokfer_assets.testkit.generator import GeneratedChallenge, build_challenge
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _media_fetched():
+    """Every test may use the real media and weights; fail early with the fix when they are missing."""
+    require_file("weights/retinaface_mobilenet0.25.pth")
+    require_file("media/video/white_house_poetry_jam_10s.mp4")
+    assert (media_dir() / "faces").is_dir()
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory) -> GeneratedChallenge:
+    """The default generated challenge (9 videos, every awkward case), built once per test session."""
+    return build_challenge(tmp_path_factory.mktemp("generated") / "demo", name="demo", seed=0)
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def resources(tmp_path) -> dict:
+    return local_resources(tmp_path / "home")
+
+
+@pytest.fixture
+def defs(resources):
+    return build_definitions(resources)
+
+
+@pytest.fixture
+def registered(generated, resources, instance: DagsterInstance):
+    """The generated challenge registered in this test's table store and instance."""
+    challenge = load_challenge(generated.challenge_yaml)
+    register_challenge(challenge, resources["table_store"], instance)
+    return challenge
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def pytest_configure(config):
+    os.environ.setdefault("TIKTOKFER_ENV", "local")
