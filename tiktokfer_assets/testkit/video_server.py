@@ -25,13 +25,15 @@ class Route:
 
     ``fail_with``: statuses answered, in order, to the first requests of this path
     (e.g. ``(503, 503)``), before the body is served. ``delay_s``: wait before
-    answering each request (a host that hangs).
+    answering each request (a host that hangs). ``truncate_at``: announce the whole
+    body but send only this many bytes, then close (a connection dropped mid-download).
     """
 
     body: bytes
     content_type: str = "video/mp4"
     fail_with: tuple[int, ...] = ()
     delay_s: float = 0.0
+    truncate_at: int | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -54,6 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         with host.lock:
             host.requests[path] += 1
+            host.headers[path] = dict(self.headers.items())
             count = host.requests[path]
         route = host.routes.get(path)
         if host.stop.wait(host.latency_s + (route.delay_s if route else 0.0)):
@@ -70,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(route.body)))
             self.end_headers()
             if send_body:
-                self._send_throttled(route.body)
+                self._send_throttled(route.body[:route.truncate_at])
         except (BrokenPipeError, ConnectionResetError):
             # The client stopped reading (yt-dlp's generic extractor reads only the
             # start of a URL to sniff its type); that ends this answer.
@@ -104,17 +107,20 @@ class _VideoHTTPServer(ThreadingHTTPServer):
         self.latency_s = latency_s
         self.bytes_per_s = bytes_per_s
         self.requests: Counter[str] = Counter()
+        self.headers: dict[str, dict[str, str]] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
 
 
 @dataclass
 class ServedVideos:
-    """A running server: ``url(path)`` builds a URL, ``requests[path]`` counts requests seen."""
+    """A running server: ``url(path)`` builds a URL, ``requests[path]`` counts requests seen,
+    ``headers[path]`` holds the last request's headers."""
 
     base_url: str
     routes: dict[str, Route]
     requests: Counter[str]
+    headers: dict[str, dict[str, str]]
 
     def url(self, path: str) -> str:
         return self.base_url + (path if path.startswith("/") else "/" + path)
@@ -135,7 +141,7 @@ def serve_videos(
     thread.start()
     try:
         host, port = server.server_address[:2]
-        yield ServedVideos(f"http://{host}:{port}", routes, server.requests)
+        yield ServedVideos(f"http://{host}:{port}", routes, server.requests, server.headers)
     finally:
         server.stop.set()
         server.shutdown()
