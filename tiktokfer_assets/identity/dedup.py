@@ -1,0 +1,175 @@
+"""Near-duplicate face removal with imagededup's perceptual hash (PHash).
+
+Frames are sampled every 0.5 s, so a performer holding still yields several crops
+that differ only by compression noise, a pixel of shift or a small change of
+scale. :func:`select_unique` keeps one face per group of such near-duplicates within
+each individual, so the dataset does not over-weight still moments.
+
+Duplicate groups are the **connected components** of the relation "PHash Hamming
+distance <= threshold". That relation is not transitive (a ~ b and b ~ c do not
+imply a ~ c), so some grouping rule is needed; components are the one that does not
+depend on the order of the faces (imagededup's own ``find_duplicates_to_remove``
+keeps whichever file it meets first) and they collapse a slow drift across
+consecutive frames (a ~ b ~ c ~ ...) into a single group, which is what a still
+pose sampled over a few seconds looks like. The price is that a long chain can join
+two faces further apart than the threshold; keep the threshold small (default 10
+of 64 bits, imagededup's default).
+
+Image inputs: a decoded ``(H, W, 3)`` ``uint8`` numpy array in **BGR** order (the
+detector's crops), or a path to an image file, or the encoded bytes of one (e.g. an
+object read from the object store). Everything is converted to RGB before hashing.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from collections.abc import Mapping
+from os import PathLike
+
+import numpy as np
+import polars as pl
+from imagededup.methods import PHash
+from PIL import Image
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+# imagededup gives its module loggers their own stderr handler at DEBUG level and logs
+# four INFO lines per search; with one search per individual that floods run logs.
+for _name in ("imagededup.methods.hashing", "imagededup.handlers.search.retrieval"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+ImageSource = np.ndarray | str | PathLike | bytes
+"""A BGR ``uint8`` array, an image file path, or an encoded image file's bytes."""
+
+
+def load_rgb(image: ImageSource) -> np.ndarray:
+    """``(H, W, 3)`` ``uint8`` RGB array of ``image`` (BGR arrays are channel-swapped)."""
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 BGR array, got shape {image.shape} dtype {image.dtype}")
+        return np.ascontiguousarray(image[..., ::-1])
+    source = io.BytesIO(image) if isinstance(image, bytes) else image
+    with Image.open(source) as opened:
+        return np.asarray(opened.convert("RGB"))
+
+
+def sharpness(rgb: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image: higher means more in-focus detail."""
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float64)
+    return float(ndimage.laplace(grey).var())
+
+
+def phash(rgb: np.ndarray, hasher: PHash | None = None) -> str:
+    """imagededup's 64-bit perceptual hash of an RGB image, as 16 hex digits."""
+    return (hasher or PHash(verbose=False)).encode_image(image_array=rgb)
+
+
+def _groups_from_hashes(hashes: Mapping[str, str], max_distance_threshold: int) -> list[list[str]]:
+    """Connected components of "Hamming distance <= threshold" over ``hashes``."""
+    keys = list(hashes)
+    if len(keys) < 2:
+        return [[k] for k in keys]
+    with warnings.catch_warnings():
+        # imagededup warns that num_enc_workers is unused when hashes are given; it is.
+        warnings.filterwarnings("ignore", message="Parameter num_enc_workers", category=RuntimeWarning)
+        neighbours = PHash(verbose=False).find_duplicates(
+            encoding_map=dict(hashes),
+            max_distance_threshold=max_distance_threshold,
+            search_method="brute_force_cython",
+            num_dist_workers=0,  # one process: groups are per individual, small
+        )
+    index = {k: i for i, k in enumerate(keys)}
+    rows = [index[k] for k, dups in neighbours.items() for _ in dups]
+    cols = [index[d] for dups in neighbours.values() for d in dups]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(keys), len(keys)))
+    count, labels = connected_components(graph, directed=False)
+    groups: list[list[str]] = [[] for _ in range(count)]
+    for key, label in zip(keys, labels):
+        groups[label].append(key)
+    return groups
+
+
+def find_duplicate_groups(images: Mapping[str, ImageSource], max_distance_threshold: int = 10) -> list[list[str]]:
+    """Partition the keys of ``images`` into groups of perceptual near-duplicates.
+
+    Two images are linked when the Hamming distance of their PHashes is at most
+    ``max_distance_threshold`` (0-64); groups are the connected components of those
+    links (see the module docstring). Every key is in exactly one group; an image
+    without duplicates is a group of one. Groups keep the mapping's key order and
+    come in the order of their first key.
+    """
+    hasher = PHash(verbose=False)
+    hashes = {key: phash(load_rgb(image), hasher) for key, image in images.items()}
+    return _groups_from_hashes(hashes, max_distance_threshold)
+
+
+def select_unique(
+    faces: pl.DataFrame,
+    images: Mapping[str, ImageSource] | None = None,
+    *,
+    path_column: str | None = None,
+    max_distance_threshold: int = 10,
+) -> pl.DataFrame:
+    """Keep the best face of each duplicate group within each individual.
+
+    Args:
+        faces: one row per face with ``face_id`` (unique, string), ``individual_id``
+            and ``score`` (detection score); other columns are carried along.
+        images: face id -> image (see :data:`ImageSource`); or ``None`` to read each
+            face from the file named in ``path_column``.
+        path_column: column holding local image paths, used when ``images`` is None.
+        max_distance_threshold: PHash Hamming distance (0-64) up to which two crops
+            of one individual count as duplicates.
+
+    Returns:
+        The kept rows, in their input order, with two new columns: ``sharpness``
+        (variance of the Laplacian, the tie-breaker after ``score``) and
+        ``duplicates`` (sorted list of the face ids removed in favour of this one;
+        empty when it had none). Faces of different individuals are never compared.
+        Within a group the kept face has the highest score, then the highest
+        sharpness, then the smallest face id (so reruns keep the same face).
+    """
+    missing = {"face_id", "individual_id", "score"} - set(faces.columns)
+    if missing:
+        raise ValueError(f"faces lacks column(s) {sorted(missing)}")
+    if faces["face_id"].n_unique() != faces.height:
+        raise ValueError("face_id values must be unique")
+    face_ids = [str(f) for f in faces["face_id"]]
+    if images is None:
+        if path_column is None or path_column not in faces.columns:
+            raise ValueError("pass images, or path_column naming a column of local image paths")
+        images = dict(zip(face_ids, faces[path_column]))
+    absent = [f for f in face_ids if f not in images]
+    if absent:
+        raise KeyError(f"no image for {len(absent)} face(s), e.g. {absent[:3]}")
+
+    hasher = PHash(verbose=False)
+    hashes: dict[str, str] = {}
+    sharpness_of: dict[str, float] = {}
+    for face_id in face_ids:
+        rgb = load_rgb(images[face_id])
+        hashes[face_id] = phash(rgb, hasher)
+        sharpness_of[face_id] = sharpness(rgb)
+
+    score_of = dict(zip(face_ids, faces["score"].cast(pl.Float64)))
+    individual_of = dict(zip(face_ids, faces["individual_id"]))
+    members: dict[object, list[str]] = {}
+    for face_id in face_ids:
+        members.setdefault(individual_of[face_id], []).append(face_id)
+
+    removed_by: dict[str, list[str]] = {}
+    for ids in members.values():
+        for group in _groups_from_hashes({f: hashes[f] for f in ids}, max_distance_threshold):
+            best = min(group, key=lambda f: (-score_of[f], -sharpness_of[f], f))
+            removed_by[best] = sorted(f for f in group if f != best)
+
+    return (
+        faces.with_columns(
+            pl.Series("sharpness", [sharpness_of[f] for f in face_ids], dtype=pl.Float64),
+            pl.Series("duplicates", [removed_by.get(f, []) for f in face_ids], dtype=pl.List(pl.String)),
+        )
+        .filter(pl.Series([f in removed_by for f in face_ids], dtype=pl.Boolean))
+    )
