@@ -225,7 +225,8 @@ def test_open_clip_random_init_is_deterministic_and_loads_a_local_checkpoint(pho
 
 
 def test_open_clip_unknown_tag_is_a_clear_error():
-    with pytest.raises(OpenClipWeightsMissing, match="'no_such_tag' is neither a file nor a known tag.*laion2b_s34b_b79k"):
+    expected = "'no_such_tag' is neither a file nor a known tag.*laion2b_s34b_b79k"
+    with pytest.raises(OpenClipWeightsMissing, match=expected):
         OpenClipEmbedder("ViT-B-32", pretrained="no_such_tag")
 
 

@@ -90,7 +90,8 @@ class MobileFaceNetEmbedder:
         device: str | torch.device = "cpu",
         batch_size: int = 64,
     ) -> None:
-        self.weights_path = Path(weights_path) if weights_path is not None else weights_dir() / "mobilefacenet_casia.ckpt"
+        default = weights_dir() / "mobilefacenet_casia.ckpt"
+        self.weights_path = Path(weights_path) if weights_path is not None else default
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.model = load_mobilefacenet(self.weights_path, self.device)
