@@ -82,7 +82,11 @@ class BaselineSpec(_Strict):
 
 
 class WatermarkRegionSpec(_Strict):
-    """A rectangle in fractions of the frame, masked between start_s and end_s (None: to the end)."""
+    """A rectangle in fractions of the frame, masked between start_s and end_s (None: to the end).
+
+    ``start_frac``/``end_frac`` give the time span as fractions of the video's duration
+    instead (TikTok's watermark moves from top-left to bottom-right half-way through).
+    """
 
     x: float = Field(ge=0, le=1)
     y: float = Field(ge=0, le=1)
@@ -90,6 +94,8 @@ class WatermarkRegionSpec(_Strict):
     h: float = Field(gt=0, le=1)
     start_s: float = Field(default=0.0, ge=0)
     end_s: float | None = None
+    start_frac: float | None = Field(default=None, ge=0, le=1)
+    end_frac: float | None = Field(default=None, ge=0, le=1)
 
 
 class ReactionWindow(_Strict):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, Definitions
 
+from tiktokfer_assets.assets.subvideos import subvideos
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.environments import resources_for
 
-ASSETS = [videos]
+ASSETS = [videos, subvideos]
 ASSET_CHECKS: list = []
 
 

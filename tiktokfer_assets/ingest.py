@@ -17,6 +17,7 @@ import ffmpeg
 from tiktokfer_assets.challenges import ChallengeDefinition
 from tiktokfer_assets.fetch import sha256_of as sha256_file
 from tiktokfer_assets.media.probe import ProbeError, VideoProbe, probe
+from tiktokfer_assets.media.watermark import DEFAULT_TIKTOK_REGIONS, WatermarkError, WatermarkRegion, mask_watermark
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.sources.base import FetchedVideo
 from tiktokfer_assets.tables import SCHEMAS
@@ -75,8 +76,6 @@ def prepare(fetched: FetchedVideo, challenge: ChallengeDefinition, workdir: Path
         path, trimmed = cut, True
         info = probe(path)
     if fetched.watermarked:
-        from tiktokfer_assets.media.watermark import DEFAULT_TIKTOK_REGIONS, WatermarkRegion, mask_watermark
-
         regions = (
             [WatermarkRegion(**r.model_dump()) for r in challenge.watermark_regions]
             if challenge.watermark_regions else DEFAULT_TIKTOK_REGIONS
@@ -85,8 +84,8 @@ def prepare(fetched: FetchedVideo, challenge: ChallengeDefinition, workdir: Path
         width, height = info.display_size
         try:
             mask_watermark(path, masked_path, regions, width=width, height=height, duration_s=info.duration_s)
-        except ffmpeg.Error as exc:
-            raise IngestError("watermark", f"masking failed: {_ffmpeg_error(exc)}") from exc
+        except WatermarkError as exc:
+            raise IngestError("watermark", f"masking failed: {exc}") from exc
         path, masked = masked_path, True
         info = probe(path)
     return PreparedVideo(path, info, original, trimmed, masked)

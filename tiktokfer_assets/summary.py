@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import polars as pl
+
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
 
@@ -19,8 +21,9 @@ def challenge_summary(challenge: str, store: TableStore, objects: ObjectStore) -
             continue
         detail = ""
         if table == "subvideos" and "found" in df.columns:
-            found = int(df["found"].sum() or 0)
-            detail = f"  ({found} prompts found, {df.height - found} not found)"
+            performances = df.join(store.read("videos", [challenge]).filter(pl.col("role") == "performance").select("video_id"), on="video_id")
+            found = int(performances["found"].sum() or 0)
+            detail = f"  ({found} prompts found, {performances.height - found} not found in performance videos)"
         if table == "faces_with_final_ind" and "individual_id" in df.columns:
             detail = f"  ({df['individual_id'].n_unique()} individuals)"
         lines.append(f"  {table:<22}{df.height:>7}{detail}")

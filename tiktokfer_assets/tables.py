@@ -62,6 +62,18 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "attempts": pl.Int32,
         "failed_at": TIMESTAMP,
     },
+    "subvideos": {
+        "video_id": pl.String,
+        "label": pl.String,
+        "prompt_index": pl.Int32,
+        "found": pl.Boolean,
+        "start_s": pl.Float64,  # where the prompt is said, in the video's timeline
+        "end_s": pl.Float64,
+        "score": pl.Float64,  # normalised cross-correlation of the match
+        "label_start_s": pl.Float64,  # span whose frames get the label (reaction window if any)
+        "label_end_s": pl.Float64,
+        "reason": pl.String,  # why not found
+    },
 }
 
 
