@@ -9,7 +9,7 @@ import pytest
 from dagster import DagsterInstance, instance_for_test
 
 from tiktokfer_assets.challenges import load_challenge
-from tiktokfer_assets.definitions import build_definitions
+from tiktokfer_assets.definitions import build_definitions, materialize_challenge
 from tiktokfer_assets.environments import local_resources
 from tiktokfer_assets.fetch import require_file
 from tiktokfer_assets.paths import media_dir
@@ -65,3 +65,17 @@ def artifacts_dir() -> Path:
 
 def pytest_configure(config):
     os.environ.setdefault("TIKTOKFER_ENV", "local")
+
+
+@pytest.fixture(scope="session")
+def pipeline(generated, tmp_path_factory):
+    """Every asset of the code location materialised once for the generated challenge (read-only for tests).
+
+    Returns the local resources, the Dagster instance and the execution result.
+    """
+    resources = local_resources(tmp_path_factory.mktemp("pipeline") / "home")
+    with instance_for_test() as inst:
+        register_challenge(load_challenge(generated.challenge_yaml), resources["table_store"], inst)
+        result = materialize_challenge(build_definitions(resources), "demo", inst)
+        assert result.success
+        yield resources, inst, result

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dagster import DagsterInstance, Definitions
 
+from tiktokfer_assets.assets.faces import faces
+from tiktokfer_assets.assets.frames import frames
 from tiktokfer_assets.assets.subvideos import subvideos
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.environments import resources_for
 
-ASSETS = [videos, subvideos]
+# automation and table checks (issue 8): kept apart from the asset list
+from tiktokfer_assets.automation import JOBS, SCHEDULES, SENSORS
+from tiktokfer_assets.checks import TABLE_CHECKS
+
+ASSETS = [videos, subvideos, frames, faces]
 ASSET_CHECKS: list = []
 
 
@@ -16,7 +22,10 @@ def build_definitions(resources: dict | None = None) -> Definitions:
     """The code location's definitions, on the given resources (default: ``TIKTOKFER_ENV``'s)."""
     return Definitions(
         assets=ASSETS,
-        asset_checks=ASSET_CHECKS,
+        asset_checks=[*ASSET_CHECKS, *TABLE_CHECKS],
+        jobs=JOBS,
+        sensors=SENSORS,
+        schedules=SCHEDULES,
         resources=resources if resources is not None else resources_for(),
     )
 

@@ -74,6 +74,40 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "label_end_s": pl.Float64,
         "reason": pl.String,  # why not found
     },
+    "frames": {
+        "frame_id": pl.String,  # "<video_id>/<timestamp in ms, 6 digits>"
+        "video_id": pl.String,
+        "timestamp_s": pl.Float64,
+        "width": pl.Int32,
+        "height": pl.Int32,
+        "object_key": pl.String,
+        "prompt_label": pl.String,  # label whose span contains the timestamp; null outside all
+        "decode_error": pl.String,  # set on every frame of a video whose decoding broke off
+    },
+    "faces": {
+        "face_id": pl.String,  # "<frame_id>/<rank by score>"
+        "frame_id": pl.String,
+        "video_id": pl.String,
+        "timestamp_s": pl.Float64,
+        "x1": pl.Float64,
+        "y1": pl.Float64,
+        "x2": pl.Float64,
+        "y2": pl.Float64,
+        "score": pl.Float64,
+        **{f"lm{i}_{axis}": pl.Float64 for i in range(5) for axis in "xy"},
+        "rotation": pl.Int32,  # degrees anticlockwise the frame was turned to find the face
+        "frame_width": pl.Int32,
+        "frame_height": pl.Int32,
+        "object_key": pl.String,  # the square crop (upright)
+        "prompt_label": pl.String,
+    },
+    "nofaces": {
+        "frame_id": pl.String,
+        "video_id": pl.String,
+        "timestamp_s": pl.Float64,
+        "object_key": pl.String,
+        "prompt_label": pl.String,
+    },
 }
 
 

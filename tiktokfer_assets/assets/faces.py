@@ -1,0 +1,141 @@
+"""Asset 4, ``faces``: RetinaFace MobileNet-0.25 on every frame, batched on the GPU resource's device."""
+
+import base64
+import io
+
+import numpy as np
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetOut,
+    Config,
+    MetadataValue,
+    Output,
+    multi_asset,
+)
+from PIL import Image
+
+from tiktokfer_assets.fetch import require_file
+from tiktokfer_assets.partitions import challenge_partitions
+from tiktokfer_assets.resources.gpu import GpuResource
+from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.tables import conform
+from tiktokfer_assets.vision.crops import contact_sheet, encode_jpeg, square_crop
+from tiktokfer_assets.vision.detector import Detection, FaceDetector
+
+RETINAFACE_WEIGHTS = "weights/retinaface_mobilenet0.25.pth"
+
+
+class FacesConfig(Config):
+    score_threshold: float = 0.9
+    max_size: int = 640
+    """Longer side (px) frames are resized to before detection."""
+    margin: float = 0.2
+    """Crop margin on each side, as a fraction of the box's longer side."""
+    jpeg_quality: int = 90
+    chunk_frames: int = 256
+    """Frames decoded and held in memory at once; the detector batches within a chunk."""
+    contact_sheet_faces: int = 48
+
+
+def decode_jpeg_bgr(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))[:, :, ::-1].copy()
+
+
+def face_row(frame: dict, rank: int, detection: Detection, key: str) -> dict:
+    x1, y1, x2, y2 = detection.box
+    landmarks = {f"lm{i}_{axis}": value for i, point in enumerate(detection.landmarks) for axis, value in zip("xy", point)}
+    return {
+        "face_id": f"{frame['frame_id']}/{rank}",
+        "frame_id": frame["frame_id"],
+        "video_id": frame["video_id"],
+        "timestamp_s": frame["timestamp_s"],
+        "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+        "score": detection.score,
+        **landmarks,
+        "rotation": detection.rotation,
+        "frame_width": frame["width"],
+        "frame_height": frame["height"],
+        "object_key": key,
+        "prompt_label": frame["prompt_label"],
+    }
+
+
+def boxes_outside_frames(faces: pl.DataFrame) -> pl.DataFrame:
+    """Faces whose box is empty or not inside its frame."""
+    return faces.filter(
+        (pl.col("x1") < 0) | (pl.col("y1") < 0)
+        | (pl.col("x2") > pl.col("frame_width")) | (pl.col("y2") > pl.col("frame_height"))
+        | (pl.col("x2") <= pl.col("x1")) | (pl.col("y2") <= pl.col("y1"))
+    )
+
+
+def contact_sheet_markdown(png: bytes) -> MetadataValue:
+    return MetadataValue.md(f"![contact sheet](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+@multi_asset(
+    outs={
+        "faces": AssetOut(io_manager_key="table_io_manager", description="One row per detected face: box, score, landmarks, rotation, crop key, prompt label."),
+        "nofaces": AssetOut(io_manager_key="table_io_manager", description="Frames without any face, even after the 90-degree retries."),
+    },
+    partitions_def=challenge_partitions,
+    group_name="frames_and_faces",
+    pool="gpu",
+    check_specs=[AssetCheckSpec("boxes_inside_frames", asset="faces", blocking=True)],
+)
+def faces(
+    context: AssetExecutionContext,
+    config: FacesConfig,
+    frames: pl.DataFrame,
+    object_store: ObjectStore,
+    gpu: GpuResource,
+):
+    challenge = context.partition_key
+    weights = require_file(RETINAFACE_WEIGHTS)
+    detector = gpu.model(
+        f"retinaface:{config.score_threshold}:{config.max_size}",
+        lambda device, batch_size: FaceDetector(weights, device, batch_size, config.score_threshold, max_size=config.max_size),
+    )
+    context.log.info(f"{challenge}: detecting faces in {frames.height} frames on {detector.device} (batch {detector.batch_size})")
+    face_rows, noface_rows, sample = [], [], []
+    ordered = frames.sort("frame_id").to_dicts()
+    for start in range(0, len(ordered), config.chunk_frames):
+        chunk = ordered[start : start + config.chunk_frames]
+        images = [decode_jpeg_bgr(object_store.get_bytes(frame["object_key"])) for frame in chunk]
+        for frame, image, detections in zip(chunk, images, detector.detect(images)):
+            if not detections:
+                noface_rows.append({k: frame[k] for k in ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label")})
+            for rank, detection in enumerate(detections):
+                crop = square_crop(image, detection.box, config.margin, detection.rotation)
+                key = f"faces/{challenge}/{frame['frame_id']}_{rank}.jpg"
+                object_store.put_bytes(key, encode_jpeg(crop, config.jpeg_quality))
+                face_rows.append(face_row(frame, rank, detection, key))
+                if len(sample) < config.contact_sheet_faces and rank == 0 and len(face_rows) % 3 == 1:
+                    sample.append(crop)
+        context.log.info(f"{challenge}: {min(start + len(chunk), len(ordered))}/{len(ordered)} frames, {len(face_rows)} faces")
+
+    table = conform("faces", face_rows).sort("face_id")
+    nofaces_table = conform("nofaces", noface_rows).sort("frame_id")
+    removed = object_store.delete_prefix(f"faces/{challenge}/", keep=set(table["object_key"]))
+    metadata = {
+        "faces": table.height,
+        "frames_with_faces": table["frame_id"].n_unique(),
+        "frames_without_faces": nofaces_table.height,
+        "found_by_rotation": int((table["rotation"] != 0).sum()),
+        "device": str(detector.device),
+        "stale_objects_removed": removed,
+    }
+    if sample:
+        sheet = contact_sheet(sample)
+        sheet_key = f"reports/{challenge}/faces_contact_sheet.png"
+        object_store.put_bytes(sheet_key, sheet)
+        metadata["contact_sheet"] = contact_sheet_markdown(sheet)
+        metadata["contact_sheet_uri"] = MetadataValue.path(object_store.uri(sheet_key))
+    yield Output(table, "faces", metadata=metadata)
+    yield Output(nofaces_table, "nofaces", metadata={"frames": nofaces_table.height})
+    outside = boxes_outside_frames(table)
+    yield AssetCheckResult(check_name="boxes_inside_frames", asset_key="faces", passed=outside.is_empty(), metadata={"violations": outside.height})

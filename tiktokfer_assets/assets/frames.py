@@ -1,0 +1,123 @@
+"""Asset 3, ``frames``: frames on a fixed time grid, one decode pass per video, labelled by prompt."""
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Config, MetadataValue, Output, asset
+
+from tiktokfer_assets.media.frames import FrameExtractionError, iter_frames
+from tiktokfer_assets.partitions import challenge_partitions
+from tiktokfer_assets.registry import get_challenge
+from tiktokfer_assets.resources.io_managers import markdown_preview
+from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.tables import conform
+from tiktokfer_assets.vision.crops import encode_jpeg
+
+
+class FramesConfig(Config):
+    every_s: float = 0.5
+    """Sampling interval (seconds): frames at 0, every_s, 2*every_s, ... up to max_video_seconds."""
+    jpeg_quality: int = 90
+    workers: int = 2
+    """Videos decoded at once."""
+
+
+def frame_id(video_id: str, timestamp_s: float) -> str:
+    return f"{video_id}/{round(timestamp_s * 1000):06d}"
+
+
+def label_frames(frames: pl.DataFrame, subvideos: pl.DataFrame) -> pl.DataFrame:
+    """``frames`` with ``prompt_label``: the label whose label span (found prompts only) holds the timestamp."""
+    spans = subvideos.filter(pl.col("found") & pl.col("label_start_s").is_not_null()).select(
+        "video_id", "label", "prompt_index", "label_start_s", "label_end_s"
+    )
+    hits = (
+        frames.select("frame_id", "video_id", "timestamp_s")
+        .join(spans, on="video_id")
+        .filter(pl.col("timestamp_s").is_between(pl.col("label_start_s"), pl.col("label_end_s")))
+        .sort("frame_id", "prompt_index")
+        .unique("frame_id", keep="first")
+        .select("frame_id", prompt_label=pl.col("label"))
+    )
+    return frames.drop("prompt_label", strict=False).join(hits, on="frame_id", how="left")
+
+
+def extract_video_frames(video: dict, challenge: str, every_s: float, max_seconds: float,
+                         jpeg_quality: int, object_store: ObjectStore, workdir: Path) -> tuple[list[dict], str | None]:
+    """Frames of one stored video as rows (the JPEGs go to the object store), and the decode error if
+    decoding broke off: the frames before the break are kept."""
+    local = workdir / f"{video['video_id']}{Path(video['object_key']).suffix}"
+    object_store.download(video["object_key"], local)
+    rows, error = [], None
+    try:
+        for t, image in iter_frames(local, every_s, max_seconds):
+            fid = frame_id(video["video_id"], t)
+            key = f"frames/{challenge}/{fid}.jpg"
+            object_store.put_bytes(key, encode_jpeg(image, jpeg_quality))
+            rows.append({"frame_id": fid, "video_id": video["video_id"], "timestamp_s": t,
+                         "width": image.shape[1], "height": image.shape[0], "object_key": key})
+    except FrameExtractionError as exc:
+        error = str(exc).splitlines()[0]
+    finally:
+        local.unlink(missing_ok=True)
+    return [{**row, "decode_error": error} for row in rows], error
+
+
+def frames_outside_grid(frames: pl.DataFrame, videos: pl.DataFrame, every_s: float) -> pl.DataFrame:
+    """Frames whose timestamp is off the sampling grid or past their video's duration."""
+    joined = frames.join(videos.select("video_id", "duration_s"), on="video_id", how="left")
+    steps = joined["timestamp_s"] / every_s
+    return joined.filter(((steps - steps.round()).abs() > 1e-6) | (pl.col("timestamp_s") >= pl.col("duration_s")) | pl.col("duration_s").is_null())
+
+
+@asset(
+    partitions_def=challenge_partitions,
+    io_manager_key="table_io_manager",
+    group_name="frames_and_faces",
+    check_specs=[AssetCheckSpec("timestamps_on_grid_inside_videos", asset="frames", blocking=True)],
+    description="One JPEG every `every_s` seconds of each video (one ffmpeg decode per video), with the prompt label.",
+)
+def frames(
+    context: AssetExecutionContext,
+    config: FramesConfig,
+    videos: pl.DataFrame,
+    subvideos: pl.DataFrame,
+    object_store: ObjectStore,
+    table_store: TableStore,
+):
+    challenge = get_challenge(table_store, context.partition_key)
+    stored = videos.sort("video_id").to_dicts()
+    with tempfile.TemporaryDirectory(prefix="tiktokfer-frames-") as tmp:
+        with ThreadPoolExecutor(max_workers=config.workers) as pool:
+            per_video = list(pool.map(
+                lambda video: extract_video_frames(
+                    video, challenge.name, config.every_s, challenge.max_video_seconds,
+                    config.jpeg_quality, object_store, Path(tmp),
+                ),
+                stored,
+            ))
+    rows = [row for video_rows, _ in per_video for row in video_rows]
+    broken = {video["video_id"]: error for video, (_, error) in zip(stored, per_video) if error}
+    for video_id, error in broken.items():
+        context.log.warning(f"{challenge.name}/{video_id}: decoding broke off, frames before it kept: {error}")
+    table = label_frames(conform("frames", rows), subvideos)
+    table = conform("frames", table).sort("frame_id")
+    removed = object_store.delete_prefix(f"frames/{challenge.name}/", keep=set(table["object_key"]))
+    labelled = table.filter(pl.col("prompt_label").is_not_null())
+    yield Output(table, metadata={
+        "frames": table.height,
+        "videos": table["video_id"].n_unique(),
+        "labelled_frames": labelled.height,
+        "frames_per_label": MetadataValue.md(markdown_preview(labelled.group_by("prompt_label").len().sort("prompt_label"), rows=50)),
+        "videos_with_decode_errors": MetadataValue.json(broken),
+        "stale_objects_removed": removed,
+    })
+    off_grid = frames_outside_grid(table, videos, config.every_s)
+    yield AssetCheckResult(
+        check_name="timestamps_on_grid_inside_videos",
+        passed=off_grid.is_empty(),
+        metadata={"violations": off_grid.height},
+    )
