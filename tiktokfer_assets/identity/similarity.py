@@ -64,20 +64,23 @@ def _top_k_per_row(
 
 
 def _tile_candidates(
-    sims: torch.Tensor, tile_threshold: torch.Tensor, r0: int, c0: int, k: int
+    sims: torch.Tensor, row_threshold: torch.Tensor, col_threshold: torch.Tensor, r0: int, c0: int, k: int
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Directed candidate edges ``(source, neighbour, sim)`` of one similarity tile.
 
-    The tile holds rows ``r0...`` against columns ``c0...``; off the diagonal it also
+    The tile holds rows ``r0...`` against columns ``c0...``, with their admission
+    thresholds (a candidate must pass its source's); off the diagonal it also
     serves the column vectors (read by columns). When few entries pass the
     threshold (the usual case: most faces are of different people) they are taken
     directly; otherwise only each row's and column's ``k`` best are taken, which is
     all a top-k can use.
     """
     on_diagonal = r0 == c0
-    passing = sims >= tile_threshold
+    # One scalar comparison (the exact per-vector thresholds are applied to the few
+    # candidates by the caller); count_nonzero, unlike sum, makes no int64 copy.
+    passing = sims >= torch.minimum(row_threshold.min(), col_threshold.min())
     n_rows, n_cols = sims.shape
-    if int(passing.sum()) <= k * (n_rows + n_cols):
+    if int(torch.count_nonzero(passing)) <= k * (n_rows + n_cols):
         r, c = torch.nonzero(passing, as_tuple=True)
         val = sims[r, c]
         edges = [(r + r0, c + c0, val)]
@@ -145,11 +148,11 @@ def top_k_similarities(
                 sims = v[rows] @ v[cols].T
                 if c0 == r0:
                     sims.fill_diagonal_(-torch.inf)  # a vector is not its own neighbour
-                tile_threshold = torch.minimum(threshold[rows, None], threshold[None, cols])
-                for edge in _tile_candidates(sims, tile_threshold, r0, c0, k):
+                for edge in _tile_candidates(sims, threshold[rows], threshold[cols], r0, c0, k):
                     for_source = edge[2] >= threshold[edge[0]]
                     edges.append(tuple(t[for_source] for t in edge))
                     buffered += int(for_source.sum())
+                del sims  # free the tile before the next one is computed
                 if buffered > 2 * n * k:
                     kept = _top_k_per_row(*map(torch.cat, zip(*edges)), k, n, floor)
                     edges, threshold, buffered = [kept[:3]], kept[3], len(kept[0])
