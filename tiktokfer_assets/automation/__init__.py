@@ -1,0 +1,13 @@
+"""Automation of the code location: jobs, sensors (and the trending monitor's schedule).
+
+The code location adds ``JOBS``, ``SENSORS`` and ``SCHEDULES`` to its ``Definitions``.
+"""
+
+from tiktokfer_assets.automation.challenge_sensor import challenge_sensor
+from tiktokfer_assets.automation.jobs import JOBS
+from tiktokfer_assets.automation.new_video_sensor import new_video_sensor
+
+SENSORS = [challenge_sensor, new_video_sensor]
+SCHEDULES: list = []
+
+__all__ = ["JOBS", "SCHEDULES", "SENSORS"]

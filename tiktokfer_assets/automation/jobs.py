@@ -1,0 +1,36 @@
+"""Asset jobs users launch per challenge (from the UI's Launchpad, a backfill or a sensor).
+
+Both select by graph position, not by a fixed list, so every asset wired into the
+code location later is picked up: ``challenge_all_assets`` is the whole graph,
+``reprocess_from_faces`` is ``faces`` (with the other outputs of its multi-asset)
+and everything downstream of it. Before a ``faces`` asset exists the second job
+selects nothing.
+
+GPU assets run one challenge per run: a backfill over many challenges launches
+one run per challenge (Dagster's default backfill policy), which keeps each run's
+GPU memory and failure blast radius to one challenge.
+"""
+
+from dagster import AssetSelection, define_asset_job
+
+ALL_ASSETS_JOB = "challenge_all_assets"
+REPROCESS_FROM_FACES_JOB = "reprocess_from_faces"
+
+challenge_all_assets_job = define_asset_job(
+    ALL_ASSETS_JOB,
+    selection=AssetSelection.all(),
+    description="Every asset of one challenge partition, checks included: videos through unique_faces.",
+)
+
+reprocess_from_faces_job = define_asset_job(
+    REPROCESS_FROM_FACES_JOB,
+    # `key:faces+`: faces and all its descendants; a key selection by pattern, so it
+    # resolves (to nothing) while faces is not defined yet
+    selection=AssetSelection.from_string("key:faces+").required_multi_asset_neighbors(),
+    description=(
+        "Re-run face detection and everything downstream (individuals, unique faces) for a challenge, "
+        "reusing its stored videos, subvideos and frames; e.g. after changing the detector or the embedder."
+    ),
+)
+
+JOBS = [challenge_all_assets_job, reprocess_from_faces_job]
