@@ -6,7 +6,9 @@ from dagster import DagsterInstance, Definitions
 
 from tiktokfer_assets.assets.faces import faces
 from tiktokfer_assets.assets.frames import frames
+from tiktokfer_assets.assets.individuals import face_embeddings, individuals
 from tiktokfer_assets.assets.subvideos import subvideos
+from tiktokfer_assets.assets.unique_faces import unique_faces
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.environments import resources_for
 
@@ -14,7 +16,7 @@ from tiktokfer_assets.environments import resources_for
 from tiktokfer_assets.automation import JOBS, SCHEDULES, SENSORS
 from tiktokfer_assets.checks import TABLE_CHECKS
 
-ASSETS = [videos, subvideos, frames, faces]
+ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces]
 ASSET_CHECKS: list = []
 
 

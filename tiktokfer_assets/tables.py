@@ -108,6 +108,30 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "object_key": pl.String,
         "prompt_label": pl.String,
     },
+    "faces_with_intra_ind": None,  # faces + track_id (filled in below)
+    "similarities": {
+        "track_a": pl.String,
+        "track_b": pl.String,
+        "similarity": pl.Float64,  # cosine of the tracks' mean embeddings
+    },
+    "faces_with_final_ind": None,  # faces + track_id (after corrections) + individual_id + is_baseline_creator
+    "unique_faces": {
+        "face_id": pl.String,
+        "individual_id": pl.String,
+        "video_id": pl.String,
+        "track_id": pl.String,
+        "timestamp_s": pl.Float64,
+        "prompt_label": pl.String,
+        "score": pl.Float64,
+        "sharpness": pl.Float64,  # variance of the Laplacian, the tie-breaker after score
+        "object_key": pl.String,
+        "is_baseline_creator": pl.Boolean,
+        "duplicates": pl.String,  # JSON list of the face ids removed in favour of this one
+    },
+}
+SCHEMAS["faces_with_intra_ind"] = {**SCHEMAS["faces"], "track_id": pl.String}
+SCHEMAS["faces_with_final_ind"] = {
+    **SCHEMAS["faces_with_intra_ind"], "individual_id": pl.String, "is_baseline_creator": pl.Boolean,
 }
 
 

@@ -1,0 +1,180 @@
+"""Asset 5: face embeddings, tracks within videos, track similarities and individuals across videos."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
+from PIL import Image
+
+from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
+from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
+from tiktokfer_assets.identity.embedders import build_embedder
+from tiktokfer_assets.identity.similarity import top_k_similarities, track_means
+from tiktokfer_assets.identity.tracking import assign_tracks
+from tiktokfer_assets.partitions import challenge_partitions
+from tiktokfer_assets.paths import PROJECT_ROOT
+from tiktokfer_assets.resources.gpu import GpuResource
+from tiktokfer_assets.resources.io_managers import markdown_preview
+from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.tables import conform
+
+# Cosine similarity of two tracks' mean embeddings above which they are one person.
+# mobilefacenet: same-person photos measured 0.54-0.9, different people at most 0.19
+# (tests/test_embedders.py); track means are steadier than single photos.
+THRESHOLDS = {"mobilefacenet": 0.4, "open_clip": 0.85}
+LANDMARK_COLUMNS = [f"lm{i}_{axis}" for i in range(5) for axis in "xy"]
+
+
+class EmbeddingConfig(Config):
+    backend: str = "mobilefacenet"
+    """``mobilefacenet`` (a face-recognition network from a local checkpoint) or ``open_clip``."""
+    model_name: str = "ViT-B-32"
+    """open_clip only: architecture."""
+    pretrained: str | None = None
+    """open_clip only: a pretrained tag in the local open_clip cache, or a checkpoint file."""
+    weights_path: str | None = None
+    """mobilefacenet only: checkpoint (default: weights/mobilefacenet_casia.ckpt)."""
+
+
+def decode_bgr(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))[:, :, ::-1].copy()
+
+
+@asset(
+    partitions_def=challenge_partitions,
+    io_manager_key="parquet_io_manager",
+    group_name="individuals",
+    pool="gpu",
+    description="One L2-normalised embedding per face (Parquet), kept so re-clustering never recomputes them.",
+)
+def face_embeddings(
+    context: AssetExecutionContext,
+    config: EmbeddingConfig,
+    faces: pl.DataFrame,
+    frames: pl.DataFrame,
+    object_store: ObjectStore,
+    gpu: GpuResource,
+) -> pl.DataFrame:
+    options = (
+        {"weights_path": config.weights_path} if config.backend == "mobilefacenet"
+        else {"model_name": config.model_name, "pretrained": config.pretrained}
+    )
+    embedder = gpu.model(
+        f"embedder:{config.backend}:{sorted(options.items())}",
+        lambda device, batch_size: build_embedder(config.backend, device=device, batch_size=batch_size, **options),
+    )
+    # faces are aligned from their frame (landmarks are in frame pixels), a frame decoded once for all its faces
+    keys = dict(frames.select("frame_id", "object_key").iter_rows())
+    ordered = faces.sort("frame_id", "face_id")
+    vectors = []
+    for (frame_id,), group in ordered.group_by(["frame_id"], maintain_order=True):
+        image = decode_bgr(object_store.get_bytes(keys[frame_id]))
+        landmarks = [np.asarray(row, dtype=np.float64).reshape(5, 2) for row in group.select(LANDMARK_COLUMNS).iter_rows()]
+        vectors.append(embedder.embed([image] * len(landmarks), landmarks))
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
+    context.log.info(f"{context.partition_key}: {len(matrix)} faces embedded with {embedder.name} ({embedder.dim}-d)")
+    context.add_output_metadata({"backend": embedder.name, "dim": embedder.dim, "faces": len(matrix)})
+    return pl.DataFrame({
+        "face_id": ordered["face_id"],
+        "backend": [embedder.name] * len(matrix),
+        "embedding": pl.Series(matrix.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
+    })
+
+
+class IndividualsConfig(Config):
+    method: str = "threshold"
+    """``threshold`` (connected components above the threshold), ``average`` (average linkage) or ``hdbscan``."""
+    threshold: float | None = None
+    """Track similarity that joins two tracks; default per embedding backend (THRESHOLDS)."""
+    similarity_floor: float = 0.2
+    """Pairs below this are not stored in ``similarities``."""
+    neighbours: int = 20
+    """At most this many most-similar tracks per track are kept (never a dense n x n table)."""
+    max_gap_s: float = 1.5
+    """Tracking: a face unseen for longer starts a new track."""
+    corrections_file: str = str(PROJECT_ROOT / "corrections.yaml")
+
+
+def flag_baseline_creator(final: pl.DataFrame, baseline_video_id: str | None) -> pl.DataFrame:
+    """Mark every face of the individuals seen in the baseline video: the challenge's creator.
+
+    In duet videos the creator appears beside the performer; flagged, those faces do
+    not make the creator a performer of every duet.
+    """
+    creators = final.filter(pl.col("video_id") == baseline_video_id)["individual_id"].unique()
+    return final.with_columns(is_baseline_creator=pl.col("individual_id").is_in(creators.implode()))
+
+
+@multi_asset(
+    outs={
+        "faces_with_intra_ind": AssetOut(io_manager_key="table_io_manager", description="Faces with their track within the video (coordinate tracking)."),
+        "similarities": AssetOut(io_manager_key="table_io_manager", description="Cosine similarity of track mean embeddings: top-k pairs above a floor."),
+        "individuals": AssetOut(io_manager_key="table_io_manager", metadata={"table": "faces_with_final_ind"}, description="Faces with their individual across videos, after manual corrections (table faces_with_final_ind)."),
+    },
+    partitions_def=challenge_partitions,
+    group_name="individuals",
+)
+def individuals(
+    context: AssetExecutionContext,
+    config: IndividualsConfig,
+    faces: pl.DataFrame,
+    face_embeddings: pl.DataFrame,
+    videos: pl.DataFrame,
+    gpu: GpuResource,
+):
+    challenge = context.partition_key
+    face_columns = [c for c in faces.columns if c != "challenge"]
+    tracked = assign_tracks(faces.select(face_columns))
+    yield Output(conform("faces_with_intra_ind", tracked).sort("face_id"), "faces_with_intra_ind", metadata={
+        "tracks": tracked["track_id"].n_unique(),
+    })
+
+    corrections = load_corrections(Path(config.corrections_file), challenge)
+    corrected, report = apply_track_corrections(tracked, corrections)
+    embedded = corrected.join(face_embeddings.select("face_id", "backend", "embedding"), on="face_id", how="left")
+    missing = embedded.filter(pl.col("embedding").is_null()).height
+    if missing:
+        raise RuntimeError(f"{challenge}: {missing} faces have no embedding; re-materialise face_embeddings")
+    backend = embedded["backend"][0] if embedded.height else "mobilefacenet"
+    track_ids, vectors = track_means(np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list())
+    if vectors.size:
+        i, j, sim = top_k_similarities(vectors, k=config.neighbours, floor=config.similarity_floor, device=gpu.torch_device)
+    else:
+        i, j, sim = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+    pairs_table = conform("similarities", pl.DataFrame({
+        "track_a": [track_ids[k] for k in i], "track_b": [track_ids[k] for k in j], "similarity": sim.astype(np.float64),
+    }))
+    yield Output(pairs_table, "similarities", metadata={"pairs": pairs_table.height, "tracks": len(track_ids)})
+
+    rules = constraints(corrections, track_ids)
+    threshold = config.threshold if config.threshold is not None else THRESHOLDS[backend]
+    clusters = cluster_tracks(
+        track_ids, vectors, (i, j, sim), method=config.method, threshold=threshold,
+        cannot_link=cannot_link_from_frames(corrected) | rules.cannot_link, must_link=rules.must_link,
+    )
+    mapping = pl.DataFrame({"track_id": list(clusters), "individual_id": [f"i{n:04d}" for n in clusters.values()]})
+    baseline = videos.filter(pl.col("role") == "baseline")["video_id"]
+    final = flag_baseline_creator(
+        corrected.join(mapping, on="track_id", how="left"), baseline[0] if len(baseline) else None
+    )
+    stale = report.stale + rules.stale
+    for entry in stale:
+        context.log.warning(f"{challenge}: stale correction ({entry.kind}): {entry.detail}")
+    table = conform("faces_with_final_ind", final).sort("face_id")
+    per_individual = table.group_by("individual_id").agg(
+        videos=pl.col("video_id").n_unique(), faces=pl.len(), creator=pl.col("is_baseline_creator").first()
+    ).sort("individual_id")
+    context.log.info(f"{challenge}: {len(track_ids)} tracks -> {per_individual.height} individuals ({config.method}, threshold {threshold})")
+    yield Output(table, "individuals", metadata={
+        "individuals": per_individual.height,
+        "tracks": len(track_ids),
+        "method": config.method,
+        "threshold": threshold,
+        "corrections_applied": MetadataValue.json(report.applied),
+        "stale_corrections": MetadataValue.json([f"{s.kind}: {s.detail}" for s in stale]),
+        "per_individual": MetadataValue.md(markdown_preview(per_individual, rows=50)),
+    })
