@@ -173,6 +173,16 @@ def test_checkpoint_with_module_prefix_loads(tmp_path):
         assert all(torch.equal(u, v) for u, v in zip(a(x), b(x)))
 
 
+def test_batch_norm_folding_keeps_the_outputs(photos):
+    image = torch.from_numpy(photos["scenes/two_people.jpg"][:352, :640].copy()).permute(2, 0, 1).float()
+    x = (image - torch.tensor([104.0, 117.0, 123.0]).view(3, 1, 1))[None]
+    with torch.inference_mode():
+        folded, plain = load_retinaface(WEIGHTS)(x), load_retinaface(WEIGHTS, fuse=False)(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in load_retinaface(WEIGHTS).modules())
+    for a, b in zip(folded, plain):
+        assert torch.allclose(a, b, atol=1e-3, rtol=1e-3)
+
+
 def test_wrong_checkpoint_fails_clearly(tmp_path):
     state = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
     renamed = tmp_path / "renamed.pth"

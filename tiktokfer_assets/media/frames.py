@@ -67,66 +67,58 @@ def iter_frames(
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(timestamp_s, frame)`` on the sampling grid; ``frame`` is BGR ``uint8`` ``(H, W, 3)``.
 
-    One ffmpeg process decodes the video stream once (audio is skipped). Contract on
-    failure: every frame ffmpeg produced is yielded first; then
-    :class:`FrameExtractionError` (with ffmpeg's stderr tail) is raised if ffmpeg
-    exited with an error, or if it reported decode errors and stopped before the
-    grid's last timestamp (a truncated or corrupt file). A file ffprobe cannot read at
-    all raises :class:`FrameExtractionError` before any frame. Closing the generator
-    early stops ffmpeg.
+    One ffmpeg process decodes the video stream once (audio is skipped); ffprobe runs
+    while it starts (the frame size and the grid are needed only to read its output).
+    Contract on failure: every frame ffmpeg produced is yielded first; then
+    :class:`FrameExtractionError` (with ffmpeg's stderr tail) is raised if ffmpeg ended
+    before the grid's last timestamp with an exit error or decode errors (a truncated
+    or corrupt file). A file ffprobe cannot read at all raises
+    :class:`FrameExtractionError` before any frame. Once the grid is read, or when the
+    consumer closes the generator early, ffmpeg is stopped.
     """
-    try:
-        info = probe(video_path)
-    except ProbeError as exc:
-        raise FrameExtractionError(f"cannot read {video_path}: {exc}", 0, "") from exc
-    times = sample_times(info.duration_s, every_s, max_seconds)
-    if not times:
-        return
-    width, height = info.display_size
-    frame_bytes = width * height * 3
     command = (
-        ffmpeg.input(str(video_path))
+        ffmpeg.input(str(video_path), t=max_seconds)
         .video.filter("fps", fps=str(1 / Fraction(str(every_s))), round="up", start_time=0)
-        .output("pipe:", format="rawvideo", pix_fmt="bgr24", **{"frames:v": len(times)})
+        .output("pipe:", format="rawvideo", pix_fmt="bgr24")
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
         .compile()
     )
-    produced = 0
+    produced, ended = 0, False  # ended: ffmpeg closed its output before the grid was read
     with tempfile.TemporaryFile() as stderr_file:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr_file)
         assert process.stdout is not None
         try:
+            try:
+                info = probe(video_path)
+            except ProbeError as exc:
+                raise FrameExtractionError(f"cannot read {video_path}: {exc}", 0, "") from exc
+            times = sample_times(info.duration_s, every_s, max_seconds)
+            width, height = info.display_size
             for t in times:
-                buffer = _read_frame(process.stdout, frame_bytes)
+                buffer = _read_frame(process.stdout, width * height * 3)
                 if buffer is None:
+                    ended = True
                     break
                 produced += 1
                 yield t, np.frombuffer(buffer, dtype=np.uint8).reshape(height, width, 3)
         finally:
             process.stdout.close()
-            if process.poll() is None and produced < len(times):
-                process.kill()  # the consumer stopped early: do not decode the rest
+            if not ended:
+                process.kill()  # grid complete (ffmpeg may hold one frame past it), or consumer gone
             returncode = process.wait()
+        if not ended:
+            return
         stderr_file.seek(0)
         stderr_tail = stderr_file.read().decode(errors="replace")[-_STDERR_TAIL_CHARS:].strip()
-    if returncode != 0:
+    if returncode != 0 or stderr_tail:
         raise FrameExtractionError(
-            f"ffmpeg exited with {returncode} after {produced} of {len(times)} frames of {video_path}",
+            f"ffmpeg stopped at {produced} of {len(times)} frames of {video_path} ({info.duration_s:.2f} s)"
+            + (f", exit status {returncode}" if returncode else ": decode errors"),
             produced,
             stderr_tail,
         )
-    if produced < len(times):
-        if stderr_tail:
-            raise FrameExtractionError(
-                f"ffmpeg stopped at {produced} of {len(times)} frames of {video_path} "
-                f"({info.duration_s:.2f} s): decode errors",
-                produced,
-                stderr_tail,
-            )
-        # No error from ffmpeg: the video stream ends before the container (e.g. longer audio).
-        log.info("%s: video stream ended after %d of %d grid frames", video_path, produced, len(times))
-    elif stderr_tail:
-        log.warning("%s: ffmpeg reported errors but produced all frames: %s", video_path, stderr_tail[-300:])
+    # ffmpeg ended cleanly: the video stream is shorter than the container (e.g. longer audio).
+    log.info("%s: video stream ended after %d of %d grid frames", video_path, produced, len(times))
 
 
 def _read_frame(stream, size: int) -> bytearray | None:

@@ -1,0 +1,90 @@
+"""Benchmark: single-pass frame sampling against a plain ffmpeg decode of the same file.
+
+For each video, the time of ``list(iter_frames(video))`` (ffprobe + one ffmpeg pass,
+frames every 0.5 s piped out as BGR arrays) is divided by the time of
+``ffmpeg -i VIDEO -f null -`` (decode everything, audio included, write nothing),
+both measured in this run, alternating; the median over ``--repeats`` rounds of each
+round's ratio is reported, for wall time and for CPU time (this process and its
+children; steadier than wall time when other jobs share the machine). The goal is a ratio
+of at most 1.2. A video-only decode (``-an``) is timed too, since sampling skips the
+audio. Videos: the real white-house clip (640x360, 10 s) and a generated 60 s
+720x1280 portrait H.264 video with AAC audio (TikTok's usual shape).
+
+    .venv/bin/python bench/bench_frames.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tiktokfer_assets.media.frames import iter_frames
+from tiktokfer_assets.paths import media_dir
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (ffmpeg, ffprobe)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _measure(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``fn()``."""
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    fn()
+    return time.perf_counter() - wall, _cpu_seconds() - cpu
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def make_portrait_video(path: Path) -> Path:
+    """60 s of 720x1280 30 fps testsrc2 (x264 veryfast, High profile, CABAC) with AAC audio."""
+    _ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=720x1280:rate=30:duration=60",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=60",
+        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path),
+    )  # fmt: skip
+    return path
+
+
+def bench(video: Path, repeats: int) -> None:
+    plain = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(video), "-f", "null", "-"]
+    video_only = [*plain[:-3], "-an", "-f", "null", "-"]
+    runs: dict[str, list[tuple[float, float]]] = {"plain": [], "video_only": [], "sampling": []}
+    frames = []
+    for _ in range(repeats):
+        runs["plain"].append(_measure(lambda: subprocess.run(plain, check=True)))
+        runs["video_only"].append(_measure(lambda: subprocess.run(video_only, check=True)))
+        runs["sampling"].append(_measure(lambda: frames.append(sum(1 for _ in iter_frames(video)))))
+
+    def ratio(baseline: str, index: int) -> float:
+        # Per round (the runs of a round share the machine's load), then the median.
+        return statistics.median(s[index] / b[index] for s, b in zip(runs["sampling"], runs[baseline]))
+
+    wall = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
+    print(
+        f"{video.name}: {frames[-1]} frames sampled in {wall['sampling']:.3f} s; plain decode {wall['plain']:.3f} s, "
+        f"video-only {wall['video_only']:.3f} s (median wall)\n"
+        f"  wall ratio {ratio('plain', 0):.2f} (goal <= 1.2), vs video-only {ratio('video_only', 0):.2f}; "
+        f"CPU-time ratio {ratio('plain', 1):.2f}, vs video-only {ratio('video_only', 1):.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    bench(media_dir() / "video" / "white_house_poetry_jam_10s.mp4", args.repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench(make_portrait_video(Path(tmp) / "portrait_60s_720x1280.mp4"), args.repeats)
+
+
+if __name__ == "__main__":
+    main()
