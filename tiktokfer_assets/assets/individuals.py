@@ -86,8 +86,11 @@ def face_embeddings(
 
 
 class IndividualsConfig(Config):
-    method: str = "threshold"
-    """``threshold`` (connected components above the threshold), ``average`` (average linkage) or ``hdbscan``."""
+    method: str = "average"
+    """``average`` (average linkage on the sparse graph), ``threshold`` (connected components above the
+    threshold) or ``hdbscan``. Average linkage is the default: on 100k planted-identity tracks it reached
+    pairwise F1 0.995 against 0.989 for components, and degrades less off the best threshold
+    (bench/bench_clustering.py); HDBSCAN needs many tracks per person and split/merged the demo's people."""
     threshold: float | None = None
     """Track similarity that joins two tracks; default per embedding backend (THRESHOLDS)."""
     similarity_floor: float = 0.2
