@@ -9,8 +9,8 @@ import pytest
 from dagster import materialize
 from PIL import Image
 
-from tiktokfer_assets.assets.faces import boxes_outside_frames, faces
 from tiktokfer_assets.assets.frames import label_frames
+from tiktokfer_assets.checks.invariants import boxes_outside
 from tiktokfer_assets.definitions import ASSETS
 from tiktokfer_assets.media.frames import sample_times
 
@@ -52,7 +52,7 @@ def test_label_frames_pure():
 
 def test_faces_of_the_known_people_where_they_are(generated, tables):
     faces_df, frames_df = tables["faces"], tables["frames"]
-    assert boxes_outside_frames(faces_df).is_empty()
+    assert boxes_outside(faces_df, ["x1", "y1", "x2", "y2"], "frame_width", "frame_height", tolerance=0).is_empty()
     for video in generated.truth["videos"]:
         if video["corrupt"]:
             continue
@@ -86,8 +86,17 @@ def test_crops_are_square_jpegs_in_the_store(pipeline, tables):
             assert image.format == "JPEG" and abs(image.width - image.height) <= 1
     metadata = result.asset_materializations_for_node("faces")[0].metadata
     assert metadata["contact_sheet"].value.startswith("![contact sheet](data:image/png;base64,")
-    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks["boxes_inside_frames"] and checks["timestamps_on_grid_inside_videos"] and checks["spans_inside_videos_and_disjoint"]
+
+
+
+def test_every_table_check_ran_and_passed(pipeline):
+    _, _, result = pipeline
+    checks = {(c.asset_key.path[-1], c.check_name): c.passed for c in result.get_asset_check_evaluations()}
+    for key in [("faces", "boxes_inside_frames"), ("frames", "timestamps_on_grid_inside_videos"),
+                ("subvideos", "found_spans_disjoint"), ("individuals", "no_frame_holds_one_person_twice"),
+                ("unique_faces", "faces_exist"), ("videos", "object_stored")]:
+        assert key in checks, key
+    assert all(checks.values()), [k for k, ok in checks.items() if not ok]
 
 
 def test_face_ids_are_stable_on_rerun(pipeline, tables):

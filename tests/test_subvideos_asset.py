@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from dagster import materialize
 
-from tiktokfer_assets.assets.subvideos import span_violations, subvideos
+from tiktokfer_assets.assets.subvideos import subvideos
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.registry import register_challenge
@@ -55,13 +55,11 @@ def test_absent_audio_and_truncation_are_reported_not_guessed(matched):
 
 
 def test_baseline_rows_and_label_spans(generated, matched):
-    result, rows = matched
+    _, rows = matched
     baseline = rows.filter(pl.col("video_id") == "baseline").sort("prompt_index")
     assert baseline["start_s"].to_list() == [p["start_s"] for p in generated.truth["prompts"]]
     found = rows.filter(pl.col("found"))
     assert (found["label_start_s"] == found["start_s"]).all() and (found["label_end_s"] == found["end_s"]).all()
-    check = result.get_asset_check_evaluations()[0]
-    assert check.check_name == "spans_inside_videos_and_disjoint" and check.passed
 
 
 def test_reaction_window_labels_the_span_after_each_prompt(generated, tmp_path, resources, instance):
@@ -79,13 +77,3 @@ def test_reaction_window_labels_the_span_after_each_prompt(generated, tmp_path, 
             continue
         assert row["label_start_s"] == pytest.approx(row["end_s"] + 1.0)
         assert row["label_end_s"] == pytest.approx(min(row["end_s"] + 2.5, durations[row["video_id"]]))
-
-
-def test_span_check_finds_overlaps_and_spans_past_the_end():
-    videos_table = pl.DataFrame({"video_id": ["a"], "duration_s": [10.0]})
-    rows = pl.DataFrame({
-        "video_id": ["a", "a", "a"], "label": ["x", "y", "z"], "found": [True, True, True],
-        "start_s": [1.0, 1.5, 9.5], "end_s": [2.0, 2.5, 10.5],
-    })
-    problems = span_violations(rows, videos_table).sort("label")
-    assert problems.select("label", "problem").rows() == [("y", "overlaps previous prompt"), ("z", "outside video")]

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from tiktokfer_assets.media.frames import FrameExtractionError, iter_frames
 from tiktokfer_assets.partitions import challenge_partitions
@@ -66,18 +66,10 @@ def extract_video_frames(video: dict, challenge: str, every_s: float, max_second
     return [{**row, "decode_error": error} for row in rows], error
 
 
-def frames_outside_grid(frames: pl.DataFrame, videos: pl.DataFrame, every_s: float) -> pl.DataFrame:
-    """Frames whose timestamp is off the sampling grid or past their video's duration."""
-    joined = frames.join(videos.select("video_id", "duration_s"), on="video_id", how="left")
-    steps = joined["timestamp_s"] / every_s
-    return joined.filter(((steps - steps.round()).abs() > 1e-6) | (pl.col("timestamp_s") >= pl.col("duration_s")) | pl.col("duration_s").is_null())
-
-
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
     group_name="frames_and_faces",
-    check_specs=[AssetCheckSpec("timestamps_on_grid_inside_videos", asset="frames", blocking=True)],
     description="One JPEG every `every_s` seconds of each video (one ffmpeg decode per video), with the prompt label.",
 )
 def frames(
@@ -115,9 +107,3 @@ def frames(
         "videos_with_decode_errors": MetadataValue.json(broken),
         "stale_objects_removed": removed,
     })
-    off_grid = frames_outside_grid(table, videos, config.every_s)
-    yield AssetCheckResult(
-        check_name="timestamps_on_grid_inside_videos",
-        passed=off_grid.is_empty(),
-        metadata={"violations": off_grid.height},
-    )

@@ -5,16 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    Config,
-    MetadataValue,
-    Output,
-    asset,
-)
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from tiktokfer_assets.audio.decode import AudioDecodeError, NoAudioError, decode_audio
 from tiktokfer_assets.audio.matching import Prompt, PromptLocator, PromptMatch, reaction_span, unmatched
@@ -62,25 +53,10 @@ def baseline_matches(prompts: list[Prompt]) -> list[PromptMatch]:
     return [PromptMatch(p.label, i, True, p.start_s, p.end_s, 1.0, None) for i, p in enumerate(prompts)]
 
 
-def span_violations(subvideos: pl.DataFrame, videos: pl.DataFrame) -> pl.DataFrame:
-    """Found spans that lie outside their video's duration or overlap another span of the same video."""
-    found = subvideos.filter(pl.col("found")).join(videos.select("video_id", "duration_s"), on="video_id", how="left")
-    outside = found.filter(
-        pl.col("duration_s").is_null() | (pl.col("start_s") < 0) | (pl.col("end_s") > pl.col("duration_s") + 1e-3)
-    ).with_columns(problem=pl.lit("outside video"))
-    ordered = found.sort("video_id", "start_s").with_columns(
-        previous_end=pl.col("end_s").shift(1).over("video_id")
-    )
-    overlapping = ordered.filter(pl.col("start_s") < pl.col("previous_end") - 1e-3).with_columns(problem=pl.lit("overlaps previous prompt"))
-    columns = ["video_id", "label", "start_s", "end_s", "problem"]
-    return pl.concat([outside.select(columns), overlapping.select(columns)])
-
-
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
     group_name="labels",
-    check_specs=[AssetCheckSpec("spans_inside_videos_and_disjoint", asset="subvideos", blocking=True)],
     description="Per video and prompt: where the prompt is said (start_s, end_s, NCC score) or why it was not found.",
 )
 def subvideos(
@@ -135,10 +111,3 @@ def subvideos(
         "not_found_by_reason": MetadataValue.md(markdown_preview(not_found)),
         "median_score_found": float(table.filter(pl.col("found") & (pl.col("video_id") != baseline["video_id"]))["score"].median() or 0.0),
     })
-    violations = span_violations(table, videos)
-    yield AssetCheckResult(
-        check_name="spans_inside_videos_and_disjoint",
-        passed=violations.is_empty(),
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"violations": violations.height, "examples": MetadataValue.md(markdown_preview(violations))},
-    )

@@ -6,8 +6,9 @@ table, write (or reuse) a pure invariant from :mod:`.invariants` and add one
 """
 
 from tiktokfer_assets.checks.factory import PartitionTables, table_check
+from tiktokfer_assets.checks.pipeline import PIPELINE_CHECKS
 from tiktokfer_assets.checks.videos import VIDEO_CHECKS
 
-TABLE_CHECKS = [*VIDEO_CHECKS]
+TABLE_CHECKS = [*VIDEO_CHECKS, *PIPELINE_CHECKS]
 
 __all__ = ["TABLE_CHECKS", "PartitionTables", "table_check"]
