@@ -6,7 +6,7 @@ import io
 
 import polars as pl
 import pytest
-from dagster import materialize
+from dagster import AssetKey, materialize
 from PIL import Image
 
 from tiktokfer_assets.assets.frames import label_frames
@@ -104,7 +104,7 @@ def test_face_ids_are_stable_on_rerun(pipeline, tables):
     store = resources["table_store"]
     # re-run faces only, from the stored frames
     assert materialize(ASSETS, partition_key="demo", resources=resources, instance=instance,
-                       selection=[faces.keys_by_output_name["faces"], faces.keys_by_output_name["nofaces"]]).success
+                       selection=[AssetKey("faces"), AssetKey("nofaces")]).success
     again = store.read("faces", ["demo"]).sort("face_id")
     before = tables["faces"].sort("face_id")
     assert again["face_id"].to_list() == before["face_id"].to_list()

@@ -1,9 +1,7 @@
 """Asset 4, ``faces``: RetinaFace MobileNet-0.25 on every frame, batched on the GPU resource's device."""
 
 import base64
-import io
 
-import numpy as np
 import polars as pl
 from dagster import (
     AssetExecutionContext,
@@ -13,14 +11,13 @@ from dagster import (
     Output,
     multi_asset,
 )
-from PIL import Image
 
 from tiktokfer_assets.fetch import require_file
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.resources.gpu import GpuResource
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.tables import conform
-from tiktokfer_assets.vision.crops import contact_sheet, encode_jpeg, square_crop
+from tiktokfer_assets.vision.crops import contact_sheet, decode_image, encode_jpeg, square_crop
 from tiktokfer_assets.vision.detector import Detection, FaceDetector
 
 RETINAFACE_WEIGHTS = "weights/retinaface_mobilenet0.25.pth"
@@ -36,11 +33,6 @@ class FacesConfig(Config):
     chunk_frames: int = 256
     """Frames decoded and held in memory at once; the detector batches within a chunk."""
     contact_sheet_faces: int = 48
-
-
-def decode_jpeg_bgr(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"))[:, :, ::-1].copy()
 
 
 def face_row(frame: dict, rank: int, detection: Detection, key: str) -> dict:
@@ -93,7 +85,7 @@ def faces(
     ordered = frames.sort("frame_id").to_dicts()
     for start in range(0, len(ordered), config.chunk_frames):
         chunk = ordered[start : start + config.chunk_frames]
-        images = [decode_jpeg_bgr(object_store.get_bytes(frame["object_key"])) for frame in chunk]
+        images = [decode_image(object_store.get_bytes(frame["object_key"])) for frame in chunk]
         for frame, image, detections in zip(chunk, images, detector.detect(images)):
             if not detections:
                 noface_rows.append({k: frame[k] for k in ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label")})

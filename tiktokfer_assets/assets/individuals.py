@@ -1,12 +1,10 @@
 """Asset 5: face embeddings, tracks within videos, track similarities and individuals across videos."""
 
-import io
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
-from PIL import Image
 
 from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
 from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
@@ -18,8 +16,8 @@ from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.resources.gpu import GpuResource
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
-from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.tables import conform
+from tiktokfer_assets.vision.crops import decode_image
 
 # Cosine similarity of two tracks' mean embeddings above which they are one person.
 # mobilefacenet: same-person photos measured 0.54-0.9, different people at most 0.19
@@ -37,11 +35,6 @@ class EmbeddingConfig(Config):
     """open_clip only: a pretrained tag in the local open_clip cache, or a checkpoint file."""
     weights_path: str | None = None
     """mobilefacenet only: checkpoint (default: weights/mobilefacenet_casia.ckpt)."""
-
-
-def decode_bgr(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"))[:, :, ::-1].copy()
 
 
 @asset(
@@ -72,7 +65,7 @@ def face_embeddings(
     ordered = faces.sort("frame_id", "face_id")
     vectors = []
     for (frame_id,), group in ordered.group_by(["frame_id"], maintain_order=True):
-        image = decode_bgr(object_store.get_bytes(keys[frame_id]))
+        image = decode_image(object_store.get_bytes(keys[frame_id]))
         landmarks = [np.asarray(row, dtype=np.float64).reshape(5, 2) for row in group.select(LANDMARK_COLUMNS).iter_rows()]
         vectors.append(embedder.embed([image] * len(landmarks), landmarks))
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)

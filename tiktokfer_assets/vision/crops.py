@@ -57,6 +57,12 @@ def encode_jpeg(image_bgr: np.ndarray, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
+def decode_image(data: bytes) -> np.ndarray:
+    """A BGR ``uint8`` array of encoded image bytes (JPEG, PNG, ...), as the detector and embedders take."""
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))[:, :, ::-1].copy()
+
+
 def contact_sheet(crops: Sequence[np.ndarray], columns: int = 8, cell: int = 96) -> bytes:
     """PNG bytes of the BGR ``crops`` resized to ``cell`` x ``cell`` and laid out row by row.
 
