@@ -35,7 +35,8 @@ def build_definitions(resources: dict | None = None) -> Definitions:
 def materialize_challenge(definitions: Definitions, challenge: str, instance: DagsterInstance):
     """Materialise every asset of one challenge partition in this process (checks included)."""
     job = definitions.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(partition_key=challenge, instance=instance)
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    return job.execute_in_process(partition_key=challenge, instance=instance, run_config=quiet)
 
 
 defs = build_definitions()
