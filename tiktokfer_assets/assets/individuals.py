@@ -35,6 +35,8 @@ class EmbeddingConfig(Config):
     """open_clip only: a pretrained tag in the local open_clip cache, or a checkpoint file."""
     weights_path: str | None = None
     """mobilefacenet only: checkpoint (default: weights/mobilefacenet_casia.ckpt)."""
+    chunk_faces: int = 256
+    """Faces embedded per call (their frames decoded and held in memory at once)."""
 
 
 @asset(
@@ -60,14 +62,15 @@ def face_embeddings(
         f"embedder:{config.backend}:{sorted(options.items())}",
         lambda device, batch_size: build_embedder(config.backend, device=device, batch_size=batch_size, **options),
     )
-    # faces are aligned from their frame (landmarks are in frame pixels), a frame decoded once for all its faces
+    # faces are aligned from their frame (landmarks are in frame pixels); a chunk of faces is one
+    # embed call, so the network sees full batches, and each frame is decoded once per chunk
     keys = dict(frames.select("frame_id", "object_key").iter_rows())
     ordered = faces.sort("frame_id", "face_id")
     vectors = []
-    for (frame_id,), group in ordered.group_by(["frame_id"], maintain_order=True):
-        image = decode_image(object_store.get_bytes(keys[frame_id]))
-        landmarks = [np.asarray(row, dtype=np.float64).reshape(5, 2) for row in group.select(LANDMARK_COLUMNS).iter_rows()]
-        vectors.append(embedder.embed([image] * len(landmarks), landmarks))
+    for chunk in ordered.iter_slices(config.chunk_faces):
+        decoded = {fid: decode_image(object_store.get_bytes(keys[fid])) for fid in chunk["frame_id"].unique()}
+        landmarks = [np.asarray(row, dtype=np.float64).reshape(5, 2) for row in chunk.select(LANDMARK_COLUMNS).iter_rows()]
+        vectors.append(embedder.embed([decoded[fid] for fid in chunk["frame_id"]], landmarks))
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
     context.log.info(f"{context.partition_key}: {len(matrix)} faces embedded with {embedder.name} ({embedder.dim}-d)")
     context.add_output_metadata({"backend": embedder.name, "dim": embedder.dim, "faces": len(matrix)})
