@@ -20,6 +20,7 @@ from scipy.io import wavfile
 
 from tiktokfer_assets.audio.decode import decode_audio
 from tiktokfer_assets.audio.matching import (
+    MIN_LONE_SCORE,
     MIN_SCORE,
     Prompt,
     PromptLocator,
@@ -90,12 +91,14 @@ class Baseline:
     signal: np.ndarray
     prompts: list[Prompt]
     prompt_rms: float  # level of the spoken prompts alone, the reference of music-to-prompt ratios
+    bed: np.ndarray  # the music under the prompts alone, as it is in ``signal`` (the sound's instrumental)
 
 
 def make_baseline(seed: int, seconds: float = 30.0, n_prompts: int = 13, bed_db: float | None = -6.0) -> Baseline:
     """Prompts (0.45-2 s) in equal slots over a music bed ``bed_db`` relative to the prompts (None: over silence)."""
     rng = np.random.default_rng(seed)
-    x = music(rng, seconds) * 10 ** (bed_db / 20) if bed_db is not None else np.zeros(int(seconds * SR))
+    bed = music(rng, seconds) * 10 ** (bed_db / 20) if bed_db is not None else np.zeros(int(seconds * SR))
+    x = bed.copy()
     slot = (seconds - 0.8) / n_prompts
     prompts = []
     for i in range(n_prompts):
@@ -106,7 +109,7 @@ def make_baseline(seed: int, seconds: float = 30.0, n_prompts: int = 13, bed_db:
         x[a : a + len(p)] += p
         prompts.append(Prompt(f"prompt_{i}", a / SR, (a + len(p)) / SR))
     gain = 0.8 / np.max(np.abs(x))
-    return Baseline((x * gain).astype(np.float32), prompts, gain)
+    return Baseline((x * gain).astype(np.float32), prompts, gain, (bed * gain).astype(np.float32))
 
 
 def phone(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
@@ -166,7 +169,7 @@ def expected_starts(base: Baseline, shift: float, seconds: float) -> list[float 
     return [p.start_s + shift if p.start_s + shift >= 0 and p.end_s + shift <= seconds else None for p in base.prompts]
 
 
-def assert_located(matches: list[PromptMatch], truth: list[float | None], max_error_ms: float = 2.0) -> list[float]:
+def assert_located(matches: list[PromptMatch], truth: list[float | None], max_error_ms: float = 1.0) -> list[float]:
     """Every present prompt found within ``max_error_ms``, every absent one not found; returns the errors (ms)."""
     assert [m.prompt_index for m in matches] == list(range(len(truth)))
     errors = []
@@ -199,7 +202,7 @@ def test_all_prompts_found_under_performer_music(base: Baseline, music_db: float
     assert truth.count(None) == 2  # the last prompts run past the video's end
     matches = locate_prompts(base.signal, base.prompts, video, SR)
     errors = assert_located(matches, truth)
-    assert np.median(errors) <= 1.0
+    assert np.median(errors) <= 0.1
     assert [m.reason for m in matches if not m.found] == ["outside video", "outside video"]
     for m, p in zip(matches, base.prompts):
         if m.found:
@@ -299,14 +302,35 @@ def test_prompts_in_the_wrong_order_are_rejected(base: Baseline) -> None:
         assert matches[i].score >= MIN_SCORE
 
 
-def test_unrelated_audio_finds_nothing(base: Baseline) -> None:
-    # Another challenge's sound (different prompts, music in the same key) with music and noise.
-    other = make_baseline(seed=7)
-    video = perform(base, shift=0.0, seconds=30.0, music_db=0.0, sound=other.signal)
+@pytest.mark.parametrize(("other_seed", "performer_seed", "music_db"), [(7, 100, 0.0), (114, 14, 0.0), (118, 18, 10.0), (106, 6, 10.0)])
+def test_unrelated_audio_finds_nothing(base: Baseline, other_seed: int, performer_seed: int, music_db: float) -> None:
+    # Another challenge's sound (other prompts, music in the same key) under the performer's
+    # music. In the last three, one prompt has a lone wrong match of NCC 0.2-0.35 with a clear
+    # peak: no other prompt shares its shift, and a lone match needs MIN_LONE_SCORE.
+    other = make_baseline(seed=other_seed)
+    video = perform(base, shift=0.0, seconds=30.0, music_db=music_db, sound=other.signal, seed=performer_seed)
     matches = locate_prompts(base.signal, base.prompts, video, SR)
     assert not any(m.found for m in matches)
     assert {m.reason for m in matches} == {"below threshold"}
-    assert max(m.score for m in matches) < MIN_SCORE
+    assert max(m.score for m in matches) < MIN_LONE_SCORE
+
+
+def test_held_note_is_found_where_the_other_prompts_place_it(base: Baseline) -> None:
+    # Prompt 6 becomes a held note (220 Hz harmonics): its correlation has sidelobes as high
+    # as its peak one period (4.5 ms) away, so on its own it is ambiguous and not reported;
+    # where the other prompts' shift places it, it is found, to within that period.
+    p = base.prompts[6]
+    t = np.arange(int((p.end_s - p.start_s) * SR)) / SR
+    note = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 12)) * np.minimum(1, np.minimum(t, t[-1] - t) / 0.01)
+    sound = base.signal.copy()
+    a = int(p.start_s * SR)
+    sound[a : a + len(t)] = 0.3 * base.bed[a : a + len(t)] + base.prompt_rms * note / np.sqrt(np.mean(note**2))
+    video = perform(base, shift=0.9, seconds=28.0, music_db=10.0, sound=sound)
+    matches = locate_prompts(sound, base.prompts, video, SR)
+    assert_located(matches, expected_starts(base, 0.9, 28.0), max_error_ms=5.0)
+    alone = perform(base, shift=1.0 - p.start_s, seconds=p.end_s - p.start_s + 2.0, music_db=0.0, sound=sound)
+    matches = locate_prompts(sound, base.prompts, alone, SR)
+    assert not matches[6].found and matches[6].score > MIN_LONE_SCORE and matches[6].reason == "below threshold"
 
 
 @pytest.mark.parametrize("edge", ["start", "end"])
@@ -325,6 +349,20 @@ def test_prompt_cut_by_the_file_edge_is_not_matched(base: Baseline, edge: str) -
     matches = locate_prompts(base.signal, base.prompts, video, SR)
     assert not any(m.found for m in matches)
     assert max(m.score for m in matches) < MIN_SCORE
+
+
+def test_half_a_prompt_cut_out_by_an_edit_is_not_matched(base: Baseline) -> None:
+    # The performer cut from after prompt 3 to 55 % into prompt 5: prompt 5's remaining
+    # 45 % still correlates with its snippet (about 0.5), but half of it is missing.
+    p5 = base.prompts[5]
+    c0, c1 = 9.0, p5.start_s + 0.55 * (p5.end_s - p5.start_s)
+    assert base.prompts[3].end_s < c0 < base.prompts[4].start_s
+    sound = np.concatenate([base.signal[: int(c0 * SR)], base.signal[int(c1 * SR) :]])
+    video = perform(base, shift=0.0, seconds=len(sound) / SR, music_db=0.0, sound=sound)
+    matches = locate_prompts(base.signal, base.prompts, video, SR)
+    assert [m.found for m in matches[:4]] == [True] * 4 and all(m.found for m in matches[6:])
+    assert not matches[4].found and not matches[5].found
+    assert matches[5].score > MIN_SCORE  # it was a candidate, and the half test turned it down
 
 
 def test_silent_and_empty_videos(base: Baseline) -> None:
