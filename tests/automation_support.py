@@ -2,13 +2,16 @@
 
 The small challenge (two performances of 6 s, obama and biden, two prompts) is
 enough for sensors, backfills and the UI, and builds in seconds where the full
-generated challenge takes minutes.
+generated challenge takes minutes. :class:`Chromium` drives Debian's headless
+``chromium`` over the DevTools protocol (websocket-client), as a user's browser.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,8 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import websocket
 import yaml
 
+from tiktokfer_assets.environments import local_resources
 from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.testkit.generator import GeneratedChallenge, VideoPlan, build_challenge
 
@@ -61,6 +66,11 @@ class DagsterDev:
     url: str
     env: dict[str, str]
     log_path: Path
+    tiktokfer_home: Path
+
+    def table_store(self):
+        """The table store the server's runs write to."""
+        return local_resources(self.tiktokfer_home)["table_store"]
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
@@ -70,10 +80,10 @@ class DagsterDev:
         assert "errors" not in payload, payload["errors"]
         return payload["data"]
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        """Run the ``dagster`` CLI against the same instance and workspace."""
+    def cli(self, program: str, *args: str) -> subprocess.CompletedProcess:
+        """Run ``dagster`` or ``tiktokfer`` on the same instance, workspace and table store."""
         return subprocess.run(
-            [str(BIN / "dagster"), *args], cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True,
+            [str(BIN / program), *args], cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True,
         )
 
     def log_tail(self, chars: int = 4000) -> str:
@@ -120,7 +130,7 @@ def dagster_dev(tmp: Path, tiktokfer_home: Path, extra_env: dict[str, str] | Non
             [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    server = DagsterDev(f"http://127.0.0.1:{port}", env, log_path)
+    server = DagsterDev(f"http://127.0.0.1:{port}", env, log_path, tiktokfer_home)
     try:
         def loaded():
             if process.poll() is not None:
@@ -140,12 +150,13 @@ def dagster_dev(tmp: Path, tiktokfer_home: Path, extra_env: dict[str, str] | Non
         wait_until(loaded)
         yield server
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGINT)
         try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # its webserver can hang on shutdown
+            pass
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 RUN_STATUS = """
@@ -165,3 +176,74 @@ def wait_for_run(server: DagsterDev, run_id: str) -> str:
         return run["status"] if run["status"] in FINISHED else None
 
     return wait_until(finished)
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol: navigate, read the page's text, press keys, take screenshots."""
+
+    def __init__(self, user_data_dir: Path, width: int = 1600, height: int = 1000):
+        executable = shutil.which("chromium")
+        assert executable, "Debian's chromium is not installed: apt-get install -y chromium"
+        self.user_data_dir = user_data_dir
+        self.process = subprocess.Popen(
+            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+             f"--user-data-dir={user_data_dir}", "--remote-debugging-address=127.0.0.1",
+             "--remote-debugging-port=0", f"--window-size={width},{height}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        port_file = user_data_dir / "DevToolsActivePort"
+        wait_until(lambda: self._alive() and port_file.exists() and port_file.read_text().strip(), poll_s=0.2)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as response:
+            page = next(t for t in json.load(response) if t["type"] == "page")
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], suppress_origin=True, timeout=120)
+        self._id = 0
+        self.call("Page.enable")
+
+    def _alive(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"chromium exited with {self.process.returncode}")
+        return True
+
+    def call(self, method: str, **params) -> dict:
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self._id:
+                assert "error" not in message, (method, message["error"])
+                return message["result"]
+
+    def evaluate(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def open(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+
+    def text(self) -> str:
+        return self.evaluate("document.body ? document.body.innerText : ''")
+
+    def wait_for_text(self, *needles: str) -> str:
+        """The page's text once it contains every needle."""
+        def found():
+            text = self.text()
+            return text if all(n in text for n in needles) else None
+
+        return wait_until(found, poll_s=0.5)
+
+    def press(self, key: str, code: str, *, alt: bool = False) -> None:
+        for kind in ("rawKeyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", type=kind, key=key, code=code, modifiers=1 if alt else 0,
+                      windowsVirtualKeyCode=ord(key.upper()))
+
+    def screenshot(self, path: Path) -> Path:
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+        return path
+
+    def close(self) -> None:
+        self.ws.close()
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()

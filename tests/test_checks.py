@@ -12,7 +12,8 @@ from automation_support import small_challenge
 from tiktokfer_assets.assets.subvideos import subvideos
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.challenges import load_challenge
-from tiktokfer_assets.checks import TABLE_CHECKS
+from tiktokfer_assets.checks import checks_per_table
+from tiktokfer_assets.checks.videos import VIDEO_CHECKS
 from tiktokfer_assets.checks.invariants import (
     attach,
     boxes_outside,
@@ -109,7 +110,7 @@ def test_video_checks_pass_on_a_real_run_and_block_on_broken_rows(small, resourc
     register_challenge(challenge, resources["table_store"], instance)
     defs = Definitions(
         assets=[videos, subvideos],
-        asset_checks=TABLE_CHECKS,
+        asset_checks=checks_per_table(VIDEO_CHECKS),
         jobs=[
             define_asset_job("ingest", selection=AssetSelection.assets("videos", "video_failures")),
             define_asset_job("checks_then_subvideos", selection=AssetSelection.checks_for_assets("videos") | AssetSelection.assets("subvideos")),
@@ -141,6 +142,6 @@ def test_video_checks_pass_on_a_real_run_and_block_on_broken_rows(small, resourc
     assert "v02" in failed["object_stored"].metadata["sample"].value
     # blocking: subvideos did not run on the broken videos
     steps = {(e.event_type_value, e.step_key) for e in blocked.all_events if e.step_key}
-    assert {step for event, step in steps if event == "STEP_FAILURE"} == {"videos_object_stored", "videos_video_id_unique"}
+    assert {step for event, step in steps if event == "STEP_FAILURE"} == {"videos_checks"}
     assert not any(step == "subvideos" for _, step in steps)
     assert instance.get_latest_materialization_event(AssetKey("subvideos")) is None

@@ -1,10 +1,10 @@
 """Asset jobs users launch per challenge (from the UI's Launchpad, a backfill or a sensor).
 
-Both select by graph position, not by a fixed list, so every asset wired into the
-code location later is picked up: ``challenge_all_assets`` is the whole graph,
-``reprocess_from_faces`` is ``faces`` (with the other outputs of its multi-asset)
-and everything downstream of it. Before a ``faces`` asset exists the second job
-selects nothing.
+The first two select by graph position, not by a fixed list, so every asset wired
+into the code location later is picked up: ``challenge_all_assets`` is the whole
+graph, ``reprocess_from_faces`` is ``faces`` (with the other outputs of its
+multi-asset) and everything downstream of it. ``ingest_videos`` is the ``videos``
+multi-asset alone.
 
 GPU assets run one challenge per run: a backfill over many challenges launches
 one run per challenge (Dagster's default backfill policy), which keeps each run's
@@ -15,6 +15,7 @@ from dagster import AssetSelection, define_asset_job
 
 ALL_ASSETS_JOB = "challenge_all_assets"
 REPROCESS_FROM_FACES_JOB = "reprocess_from_faces"
+INGEST_JOB = "ingest_videos"
 
 challenge_all_assets_job = define_asset_job(
     ALL_ASSETS_JOB,
@@ -33,4 +34,13 @@ reprocess_from_faces_job = define_asset_job(
     ),
 )
 
-JOBS = [challenge_all_assets_job, reprocess_from_faces_job]
+ingest_videos_job = define_asset_job(
+    INGEST_JOB,
+    selection=AssetSelection.assets("videos").required_multi_asset_neighbors(),
+    description=(
+        "Only list, download and store a challenge's videos (no GPU): e.g. a backfill that fetches many "
+        "challenges ahead of processing them."
+    ),
+)
+
+JOBS = [challenge_all_assets_job, reprocess_from_faces_job, ingest_videos_job]

@@ -1,9 +1,12 @@
-"""Turn a row-level invariant into a partitioned Dagster asset check, in one line.
+"""Turn row-level invariants into partitioned Dagster asset checks, one line per invariant.
 
-An invariant is a function ``PartitionTables -> offending rows`` (see
-:mod:`tiktokfer_assets.checks.invariants` for the building blocks). The check reads
-the challenge partition's rows through the table store, passes when no row
-offends, and otherwise reports how many rows do and shows the first of them.
+:func:`table_check` declares a check on one asset's table: a name and a function
+``PartitionTables -> offending rows`` (see :mod:`tiktokfer_assets.checks.invariants`
+for the building blocks). :func:`checks_per_table` turns the declarations into one
+op per asset (with the multiprocess executor every op is a process that imports
+torch: one op per check would multiply a run's start-up cost). Each check reads the
+challenge partition's rows through the table store, passes when no row offends,
+and otherwise reports how many rows do and shows the first of them.
 
 A **blocking** check (the default) fails with severity ERROR, so downstream assets
 in the same run do not materialise on wrong rows; a non-blocking one warns.
@@ -12,19 +15,25 @@ Example, for an asset ``frames`` whose rows point at videos::
 
     table_check("frames", "video_id_in_videos", "every frame belongs to a stored video",
                 lambda t: unresolved_references(t.table("frames"), t.table("videos"), "video_id"))
+
+An asset that checks itself (``check_specs``) can yield :func:`check_result` instead.
 """
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSpec,
+    AssetKey,
     MetadataValue,
-    asset_check,
+    multi_asset_check,
 )
 
 from tiktokfer_assets.challenges import ChallengeDefinition
@@ -59,41 +68,79 @@ class PartitionTables:
         return pl.DataFrame({"object_key": self.object_store.list_keys(prefix)}, schema={"object_key": pl.String})
 
 
-Invariant = Callable[[PartitionTables], pl.DataFrame]
+@dataclass(frozen=True)
+class TableCheck:
+    """A named row-level rule of ``asset``'s table: ``violations`` returns the rows that break it."""
+
+    asset: str
+    name: str
+    description: str
+    violations: Callable[[PartitionTables], pl.DataFrame]
+    blocking: bool = True
+
+    @property
+    def key(self) -> AssetCheckKey:
+        return AssetCheckKey(AssetKey(self.asset), self.name)
+
+    def spec(self) -> AssetCheckSpec:
+        return AssetCheckSpec(
+            self.name, asset=self.asset, description=self.description, blocking=self.blocking,
+            partitions_def=challenge_partitions,
+        )
 
 
 def table_check(
     asset: str,
     name: str,
     description: str,
-    violations: Invariant,
+    violations: Callable[[PartitionTables], pl.DataFrame],
     *,
     blocking: bool = True,
-) -> AssetChecksDefinition:
-    """An asset check on ``asset``'s challenge partition that fails when ``violations`` returns rows."""
+) -> TableCheck:
+    """Declare the check ``name`` of ``asset``: it fails on the rows ``violations`` returns."""
+    return TableCheck(asset, name, description, violations, blocking)
 
-    @asset_check(
-        asset=asset,
-        name=name,
-        description=description,
-        blocking=blocking,
-        partitions_def=challenge_partitions,
+
+def check_result(invariant: TableCheck, tables: PartitionTables, log: logging.Logger) -> AssetCheckResult:
+    """Evaluate ``invariant`` on the partition: passed, severity, and the offending rows as metadata."""
+    bad = invariant.violations(tables)
+    checked = tables.table(invariant.asset).height
+    metadata = {"rows_checked": checked, "offending_rows": bad.height}
+    if bad.height:
+        metadata["sample"] = MetadataValue.md(markdown_preview(bad, rows=SAMPLE_ROWS))
+        (log.error if invariant.blocking else log.warning)(
+            f"{invariant.asset}/{invariant.name} on {tables.challenge!r}: {bad.height} of {checked} rows offend: "
+            f"{invariant.description}"
+        )
+    return AssetCheckResult(
+        asset_key=invariant.asset,
+        check_name=invariant.name,
+        passed=bad.is_empty(),
+        severity=AssetCheckSeverity.ERROR if invariant.blocking else AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=invariant.description,
+    )
+
+
+def checks_per_table(checks: Sequence[TableCheck]) -> list[AssetChecksDefinition]:
+    """One op per asset (``<asset>_checks``) running that asset's ``checks`` on the run's challenge partition."""
+    by_asset: dict[str, list[TableCheck]] = {}
+    for check in checks:
+        by_asset.setdefault(check.asset, []).append(check)
+    return [_asset_checks(asset, group) for asset, group in by_asset.items()]
+
+
+def _asset_checks(asset: str, checks: Sequence[TableCheck]) -> AssetChecksDefinition:
+    @multi_asset_check(
+        name=f"{asset}_checks",
+        specs=[check.spec() for check in checks],
+        can_subset=True,
         required_resource_keys={"table_store", "object_store"},
     )
-    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    def _checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
         tables = PartitionTables(context.partition_key, context.resources.table_store, context.resources.object_store)
-        bad = violations(tables)
-        checked = tables.table(asset).height
-        metadata = {"rows_checked": checked, "offending_rows": bad.height}
-        if bad.height:
-            metadata["sample"] = MetadataValue.md(markdown_preview(bad, rows=SAMPLE_ROWS))
-            log = context.log.error if blocking else context.log.warning
-            log(f"{asset}/{name} on {context.partition_key!r}: {bad.height} of {checked} rows offend: {description}")
-        return AssetCheckResult(
-            passed=bad.is_empty(),
-            severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
-            metadata=metadata,
-            description=description,
-        )
+        for check in checks:
+            if check.key in context.selected_asset_check_keys:
+                yield check_result(check, tables, context.log)
 
-    return _check
+    return _checks

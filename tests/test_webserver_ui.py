@@ -1,0 +1,86 @@
+"""The Dagster UI in a real browser: `dagster dev` on the project's workspace, headless Chromium on its pages.
+
+Screenshots go to test-artifacts/ (asset_graph.png, videos_partitions*.png).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from automation_support import Chromium, dagster_dev, small_challenge, wait_for_run
+
+CORE_ASSETS = ["videos", "subvideos", "frames", "faces", "individuals", "unique_faces"]
+REPOSITORY = "__repository__"  # the repository name Dagster gives a Definitions object
+LOCATION = "tiktokfer_assets.definitions"  # workspace.yaml loads the module under its own name
+
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ui")
+    generated = small_challenge(tmp / "small")
+    with dagster_dev(tmp, tiktokfer_home=tmp / "home") as dev:
+        added = dev.cli("tiktokfer", "challenge", "add", str(generated.challenge_yaml))
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert "small: registered" in added.stdout
+        dev.graphql("mutation { setNuxSeen }")  # what the first-visit newsletter dialog's "Skip" records
+        yield dev
+
+
+@pytest.fixture
+def browser(tmp_path):
+    chromium = Chromium(tmp_path / "chromium-profile")
+    yield chromium
+    chromium.close()
+
+
+def test_asset_graph_shows_the_core_assets(server, browser, artifacts_dir):
+    browser.open(f"{server.url}/asset-groups")
+    browser.wait_for_text("Global asset lineage", "ingest")
+    browser.press("e", "KeyE", alt=True)  # the graph's "Expand all groups" shortcut (groups start collapsed)
+    text = browser.wait_for_text(*CORE_ASSETS)
+    shot = browser.screenshot(artifacts_dir / "asset_graph.png")
+    assert shot.stat().st_size > 20_000
+    for asset in CORE_ASSETS:
+        assert asset in text.splitlines(), asset
+
+
+def test_challenge_partitions_are_shown(server, browser, artifacts_dir):
+    browser.open(f"{server.url}/assets/videos?view=partitions")
+    text = browser.wait_for_text("Missing (1)", "small")
+    browser.screenshot(artifacts_dir / "videos_partitions.png")
+    assert "Materialized (0)" in text
+
+
+def test_materialise_one_partition_through_graphql(server, browser, artifacts_dir):
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": REPOSITORY,
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["videos"]}, {"path": ["video_failures"]}],
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "small"}]},
+    }
+    launched = server.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    assert wait_for_run(server, run_id) == "SUCCESS", server.log_tail()
+
+    videos = server.table_store().read("videos", ["small"])
+    assert sorted(videos["video_id"]) == ["baseline", "v01", "v02"]
+
+    browser.open(f"{server.url}/assets/videos?view=partitions")
+    browser.wait_for_text("Materialized (1)", "small")
+    browser.screenshot(artifacts_dir / "videos_partitions_materialized.png")
