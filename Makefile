@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(abspath .tiktokfer/dagster)
 APT_PACKAGES := ffmpeg espeak-ng
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: demo test install fetch system-deps ui bench clean
+.PHONY: demo demo-production test install fetch system-deps ui bench clean
 
 system-deps:  ## Debian packages the pipeline and its test media need
 	@missing=""; for b in ffmpeg ffprobe espeak-ng; do command -v $$b >/dev/null || missing=1; done; \
@@ -30,6 +30,9 @@ fetch: install
 demo: system-deps install  ## build the demo challenge and materialise every asset on local storage
 	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/tiktokfer demo
+
+demo-production: system-deps install  ## the demo on the production stack: SeaweedFS (S3) on loopback + this machine's Postgres
+	scripts/production_stack.sh
 
 test: system-deps fetch  ## the test suite (CI runs exactly this)
 	$(VENV)/bin/pytest -q
