@@ -8,7 +8,7 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from tiktokfer_assets.audio.decode import AudioDecodeError, NoAudioError, decode_audio
-from tiktokfer_assets.audio.matching import Prompt, PromptLocator, PromptMatch, reaction_span, unmatched
+from tiktokfer_assets.audio.matching import WORK_RATE, Prompt, PromptLocator, PromptMatch, reaction_span, unmatched
 from tiktokfer_assets.challenges import ChallengeDefinition
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.registry import get_challenge
@@ -19,8 +19,9 @@ from tiktokfer_assets.tables import conform
 
 
 class SubvideosConfig(Config):
-    sample_rate: int = 16000
-    """Rate (Hz) every video's audio is decoded at, once, for all prompts."""
+    sample_rate: int = WORK_RATE
+    """Rate (Hz) every video's audio is decoded at, once, for all prompts (the matcher's own rate:
+    no resampling after the decode)."""
     workers: int = 2
     """Videos decoded and matched at once (ffmpeg decoding runs outside the GIL)."""
 

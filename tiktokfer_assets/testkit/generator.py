@@ -113,7 +113,7 @@ def speak(words: str, workdir: Path) -> np.ndarray:
 
 def synth_music(duration_s: float, rng: np.random.Generator, *, bpm: float, root_hz: float) -> np.ndarray:
     """A song-like backing track: chords with harmonics on every beat, a kick and hi-hats. Peak-normalised."""
-    n = int(duration_s * SAMPLE_RATE)
+    n = int(round(duration_s * SAMPLE_RATE))
     t = np.arange(n) / SAMPLE_RATE
     out = np.zeros(n, dtype=np.float64)
     beat = 60.0 / bpm
