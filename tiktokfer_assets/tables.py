@@ -128,6 +128,27 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "is_baseline_creator": pl.Boolean,
         "duplicates": pl.String,  # JSON list of the face ids removed in favour of this one
     },
+    # the trending monitor's tables: the partition column holds the feed's name, not a challenge
+    "monitored_videos": {
+        "video_id": pl.String,
+        "url": pl.String,
+        "frames_sampled": pl.Int32,
+        "frames_with_faces": pl.Int32,
+        "error": pl.String,  # why the video could not be fetched or decoded (null when it was checked)
+        "checked_at": TIMESTAMP,
+    },
+    "alerts": {
+        "video_id": pl.String,
+        "url": pl.String,
+        "person": pl.String,  # the watch list's folder name
+        "frames_matched": pl.Int32,
+        "frames_sampled": pl.Int32,
+        "share": pl.Float64,  # frames_matched / frames_sampled
+        "best_similarity": pl.Float64,
+        "first_seen_s": pl.Float64,
+        "alerted_at": TIMESTAMP,
+        "webhook_status": pl.String,  # "sent", "not configured", or "failed: <reason>" (re-sent by the next run)
+    },
 }
 SCHEMAS["faces_with_intra_ind"] = {**SCHEMAS["faces"], "track_id": pl.String}
 SCHEMAS["faces_with_final_ind"] = {

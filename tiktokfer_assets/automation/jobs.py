@@ -43,4 +43,4 @@ ingest_videos_job = define_asset_job(
     ),
 )
 
-JOBS = [challenge_all_assets_job, reprocess_from_faces_job, ingest_videos_job]
+ASSET_JOBS = [challenge_all_assets_job, reprocess_from_faces_job, ingest_videos_job]

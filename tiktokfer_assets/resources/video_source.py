@@ -9,6 +9,7 @@ from dagster import ConfigurableResource
 from tiktokfer_assets.challenges import (
     ChallengeDefinition,
     LocalFolderSourceSpec,
+    SourceSpec,
     UrlListSourceSpec,
     YtDlpSourceSpec,
 )
@@ -36,7 +37,10 @@ class VideoSourceResource(ConfigurableResource):
         return YtDlpSource(urls, socket_timeout_s=self.socket_timeout_s, **options)
 
     def for_challenge(self, challenge: ChallengeDefinition) -> VideoSource:
-        spec = challenge.source
+        return self.for_source(challenge.source)
+
+    def for_source(self, spec: SourceSpec) -> VideoSource:
+        """The source a spec describes (a challenge's ``source:``, or a feed the trending monitor watches)."""
         if isinstance(spec, LocalFolderSourceSpec):
             return LocalFolderSource(Path(spec.path))
         if isinstance(spec, YtDlpSourceSpec):

@@ -1,0 +1,177 @@
+"""The trending monitor on a generated feed: obama's video alerts, biden's does not; alerts reach a local webhook."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dagster import SkipReason, build_schedule_context
+from PIL import Image
+
+from automation_support import free_port, small_challenge
+from tiktokfer_assets.automation.monitor import DEFAULT_SIMILARITY, MonitorError, monitor_video, reference_embeddings
+from tiktokfer_assets.automation.trending import (
+    MONITOR_CONFIG_ENV,
+    TrendingMonitorConfig,
+    load_monitor_config,
+    trending_monitor_schedule,
+)
+from tiktokfer_assets.definitions import build_definitions
+from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
+from tiktokfer_assets.media.frames import sample_times
+from tiktokfer_assets.media.probe import probe
+from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.vision.detector import FaceDetector
+
+IN_VIDEO = {"obama": ["1.jpg", "2.jpg", "3.jpg"], "biden": None, "lin_manuel_miranda": None}  # None: every photo
+REFERENCES = ["4.jpg", "5.jpg"]  # obama photos the video does not contain
+
+
+def link_photos(dest: Path, person: str, names: list[str] | None) -> None:
+    (dest / person).mkdir(parents=True)
+    for photo in sorted((media_dir() / "faces" / person).iterdir()):
+        if names is None or photo.name in names:
+            os.symlink(photo, dest / person / photo.name)
+
+
+@pytest.fixture(scope="module")
+def feed(tmp_path_factory):
+    """A generated feed: v01 shows obama (photos 1-3) all along, v02 biden; the watch list holds obama's photos 4-5."""
+    root = tmp_path_factory.mktemp("monitor")
+    for person, names in IN_VIDEO.items():
+        link_photos(root / "photos" / "faces", person, names)
+    link_photos(root / "watchlist", "obama", REFERENCES)
+    generated = small_challenge(root / "feed", photos_root=root / "photos")
+    assert [p["person"] for v in generated.truth["videos"] for p in v["people"]] == ["obama", "biden"]
+    return root, generated
+
+
+@pytest.fixture(scope="module")
+def models():
+    detector = FaceDetector(weights_dir() / "retinaface_mobilenet0.25.pth", "cpu", batch_size=4)
+    return detector, MobileFaceNetEmbedder(weights_dir() / "mobilefacenet_casia.ckpt", "cpu")
+
+
+def test_reference_embeddings_are_one_unit_vector_per_photo(feed, models, tmp_path):
+    root, _ = feed
+    references = reference_embeddings(root / "watchlist", *models)
+    assert list(references) == ["obama"] and references["obama"].shape == (2, 256)
+    assert np.allclose(np.linalg.norm(references["obama"], axis=1), 1.0, atol=1e-5)
+
+    faceless = tmp_path / "watchlist" / "nobody"
+    faceless.mkdir(parents=True)
+    Image.new("RGB", (320, 240), (120, 160, 200)).save(faceless / "sky.jpg")
+    with pytest.raises(MonitorError, match=r"no face found in reference photos \['sky.jpg'\] of 'nobody'"):
+        reference_embeddings(tmp_path / "watchlist", *models)
+    with pytest.raises(MonitorError, match="has no person folders"):
+        reference_embeddings(tmp_path / "empty", *models)
+
+
+def test_watch_listed_person_alerts_only_where_present(feed, models):
+    root, generated = feed
+    references = reference_embeddings(root / "watchlist", *models)
+    obama = monitor_video(generated.root / "videos" / "v01.mp4", references, *models)
+    biden = monitor_video(generated.root / "videos" / "v02.mp4", references, *models)
+
+    grid = sample_times(probe(generated.root / "videos" / "v01.mp4").duration_s, 0.5, 60.0)
+    assert obama.frames_sampled == len(grid) and obama.frames_with_faces == len(grid)
+    match = obama.people["obama"]
+    assert match.alert and match.share > 0.5 and match.first_seen_s == 0.0
+    assert [a.person for a in obama.alerts] == ["obama"]
+
+    assert biden.alerts == [] and biden.frames_with_faces == biden.frames_sampled > 0
+    assert biden.people["obama"].frames_matched == 0
+    assert biden.people["obama"].best_similarity < DEFAULT_SIMILARITY < match.best_similarity
+
+
+class Webhook:
+    """A local HTTP endpoint recording the JSON bodies POSTed to it."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+def run_monitor(resources, instance, config: TrendingMonitorConfig):
+    job = build_definitions(resources).resolve_job_def("trending_monitor")
+    return job.execute_in_process(
+        run_config={"ops": {"monitor_trending_videos": {"config": config.model_dump()}}},
+        instance=instance, raise_on_error=False,
+    )
+
+
+def test_trending_monitor_job_stores_logs_and_posts_alerts(feed, resources, instance, webhook, tmp_path):
+    root, generated = feed
+    (tmp_path / "monitor.yaml").write_text(
+        f"feed: fyp\nsource: {{kind: local_folder, path: {generated.root / 'videos'}}}\n"
+        f"watchlist_dir: {os.path.relpath(root / 'watchlist', tmp_path)}\nwebhook_url: http://127.0.0.1:{free_port()}/down\n"
+    )
+    config = load_monitor_config(tmp_path / "monitor.yaml")
+    assert config.watchlist_dir == str(root / "watchlist")  # relative to the YAML file
+
+    # the webhook is down: the alert is stored, marked failed, and the run fails so someone sees it
+    down = run_monitor(resources, instance, config)
+    assert not down.success
+    store = resources["table_store"]
+    alerts = store.read("alerts", ["fyp"])
+    assert alerts.select("video_id", "person").rows() == [("v01", "obama")]
+    assert alerts["webhook_status"][0].startswith("failed: ")
+    assert sorted(store.read("monitored_videos", ["fyp"])["video_id"]) == ["v01", "v02"]
+
+    # the next run checks no video again and delivers the pending alert
+    up = run_monitor(resources, instance, config.model_copy(update={"webhook_url": webhook.url}))
+    assert up.success
+    [posted] = webhook.received
+    assert (posted["feed"], posted["video_id"], posted["person"]) == ("fyp", "v01", "obama")
+    assert posted["share"] > 0.5 and posted["frames_matched"] == posted["frames_sampled"]
+    assert store.read("alerts", ["fyp"])["webhook_status"].to_list() == ["sent"]
+    assert store.read("monitored_videos", ["fyp"]).height == 2
+    logs = [e.message for e in instance.all_logs(down.run_id) if e.message]
+    assert any("ALERT fyp: obama is in" in m and "of v01" in m for m in logs)
+
+    # a third run sends nothing twice
+    assert run_monitor(resources, instance, config.model_copy(update={"webhook_url": webhook.url})).success
+    assert len(webhook.received) == 1
+
+
+def test_schedule_runs_the_configured_feed(tmp_path, monkeypatch):
+    monkeypatch.setenv(MONITOR_CONFIG_ENV, str(tmp_path / "monitor.yaml"))
+    with build_schedule_context() as context:
+        skipped = trending_monitor_schedule(context)
+    assert isinstance(skipped, SkipReason) and "no trending-monitor configuration" in skipped.skip_message
+
+    (tmp_path / "monitor.yaml").write_text("source: {kind: local_folder, path: feed}\nwatchlist_dir: people\nshare: 0.5\n")
+    with build_schedule_context() as context:
+        request = trending_monitor_schedule(context)
+    config = request.run_config["ops"]["monitor_trending_videos"]["config"]
+    assert config["source"] == {"kind": "local_folder", "path": str(tmp_path / "feed")}
+    assert (config["watchlist_dir"], config["share"], config["feed"]) == (str(tmp_path / "people"), 0.5, "trending")
