@@ -18,7 +18,7 @@ from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from dagster import EnvVar, InitResourceContext
+from dagster import InitResourceContext
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
@@ -201,4 +201,4 @@ class S3ObjectStore(ObjectStore):
         return f"s3://{self.bucket}/{self._full(key)}"
 
     def location(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix.strip('/')} at {self.endpoint}"
+        return f"{self.uri('').rstrip('/')} at {self.endpoint}"
