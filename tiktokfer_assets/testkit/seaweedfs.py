@@ -75,6 +75,7 @@ class SeaweedFS:
     secret_key: str = DEFAULT_SECRET_KEY
     ports: dict[str, int] = field(default_factory=dict)
     _process: subprocess.Popen | None = field(default=None, repr=False)
+    _sockets: Path | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -114,6 +115,13 @@ class SeaweedFS:
             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
         )
 
+    @property
+    def socket_dir(self) -> Path:
+        """A short folder for the server's unix sockets (their paths are limited to ~100 bytes)."""
+        if self._sockets is None:
+            self._sockets = Path(tempfile.mkdtemp(prefix="weed-"))
+        return self._sockets
+
     def _command(self) -> list[str]:
         store = self.data_dir / "store"
         store.mkdir(parents=True, exist_ok=True)
@@ -130,9 +138,9 @@ class SeaweedFS:
             f"-master.port={p['master']}", f"-master.port.grpc={p['master.grpc']}",
             f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume.grpc']}",
             f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer.grpc']}",
-            f"-filer.localSocket={self.data_dir / 'filer.sock'}",
+            f"-filer.localSocket={self.socket_dir / 'filer.sock'}",
             "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3.grpc']}",
-            f"-s3.localSocket={self.data_dir / 's3.sock'}",
+            f"-s3.localSocket={self.socket_dir / 's3.sock'}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={identities}",
             # small volumes and no shutdown grace: a test server holds megabytes, not terabytes
             "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0",
@@ -144,8 +152,8 @@ class SeaweedFS:
         if self.running:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for sock in ("filer.sock", "s3.sock"):  # left behind by a killed server
-            (self.data_dir / sock).unlink(missing_ok=True)
+        for sock in self.socket_dir.glob("*.sock"):  # left behind by a killed server
+            sock.unlink()
         log = open(self.log_path, "ab")
         try:
             self._process = subprocess.Popen(
@@ -197,6 +205,16 @@ class SeaweedFS:
             self._process.kill()
             self._process.wait()
 
+    def remove_sockets(self) -> None:
+        """Remove the unix sockets of a stopped server: its folder, and the gRPC ones weed puts in /tmp."""
+        if self.running:
+            raise SeaweedFSError("remove_sockets needs a stopped server")
+        if self._sockets is not None:
+            shutil.rmtree(self._sockets)
+            self._sockets = None
+        for name in SERVICES:
+            Path(f"/tmp/seaweedfs-{name}-grpc-{self.ports[f'{name}.grpc']}.sock").unlink(missing_ok=True)
+
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
             return "(no log)"
@@ -225,6 +243,7 @@ def seaweedfs(
             yield server
         finally:
             server.stop(stop_grace_s)
+            server.remove_sockets()
 
 
 def main(argv: list[str] | None = None) -> int:
