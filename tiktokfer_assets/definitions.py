@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import yaml
 from dagster import DagsterInstance, Definitions
 
 from tiktokfer_assets.assets.faces import faces
@@ -11,24 +14,38 @@ from tiktokfer_assets.assets.subvideos import subvideos
 from tiktokfer_assets.assets.unique_faces import unique_faces
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.environments import resources_for
+from tiktokfer_assets.paths import PROJECT_ROOT
 
 # automation and table checks (issue 8): kept apart from the asset list
 from tiktokfer_assets.automation import JOBS, SCHEDULES, SENSORS
 from tiktokfer_assets.checks import TABLE_CHECKS
 
 ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces]
-ASSET_CHECKS: list = []
+
+
+def executor_for(name: str | None = None):
+    """The step executor chosen by ``TIKTOKFER_EXECUTOR``: Dagster's default (multiprocess) or ``k8s``
+    (dagster-k8s's k8s_job_executor, every step in its own pod, configured by deploy/k8s/executor.yaml)."""
+    name = name if name is not None else os.environ.get("TIKTOKFER_EXECUTOR", "")
+    if name in ("", "multiprocess"):
+        return None
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor.configured(yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "executor.yaml").read_text()))
+    raise ValueError(f"TIKTOKFER_EXECUTOR={name!r}: expected 'multiprocess' or 'k8s'")
 
 
 def build_definitions(resources: dict | None = None) -> Definitions:
     """The code location's definitions, on the given resources (default: ``TIKTOKFER_ENV``'s)."""
     return Definitions(
         assets=ASSETS,
-        asset_checks=[*ASSET_CHECKS, *TABLE_CHECKS],
+        asset_checks=TABLE_CHECKS,
         jobs=JOBS,
         sensors=SENSORS,
         schedules=SCHEDULES,
         resources=resources if resources is not None else resources_for(),
+        executor=executor_for(),
     )
 
 

@@ -102,10 +102,8 @@ def store_video(
     source_sha = sha256_file(fetched.path)
     prepared = prepare(fetched, challenge, workdir)
     key = video_key(challenge.name, fetched.ref.video_id, prepared.path.suffix or ".mp4")
-    try:
-        object_store.put_file(key, prepared.path)
-    except Exception as exc:
-        raise IngestError("store", f"object store refused {key}: {exc}") from exc
+    # an unreachable object store fails the run (and its retry), it is not a property of this video
+    object_store.put_file(key, prepared.path)
     width, height = prepared.probe.display_size
     metadata = {k: v for k, v in fetched.metadata.items() if v is not None and k in SCHEMAS["videos"]}
     if isinstance(metadata.get("hashtags"), list):

@@ -14,7 +14,7 @@ from dagster import (
 
 from tiktokfer_assets.fetch import require_file
 from tiktokfer_assets.partitions import challenge_partitions
-from tiktokfer_assets.resources.gpu import GpuResource
+from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image, encode_jpeg, square_crop
@@ -65,7 +65,8 @@ def contact_sheet_markdown(png: bytes) -> MetadataValue:
     },
     partitions_def=challenge_partitions,
     group_name="frames_and_faces",
-    pool="gpu",
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
 )
 def faces(
     context: AssetExecutionContext,

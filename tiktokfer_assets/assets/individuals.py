@@ -13,7 +13,7 @@ from tiktokfer_assets.identity.similarity import top_k_similarities, track_means
 from tiktokfer_assets.identity.tracking import assign_tracks
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.paths import PROJECT_ROOT
-from tiktokfer_assets.resources.gpu import GpuResource
+from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.tables import conform
@@ -43,7 +43,8 @@ class EmbeddingConfig(Config):
     partitions_def=challenge_partitions,
     io_manager_key="parquet_io_manager",
     group_name="individuals",
-    pool="gpu",
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     description="One L2-normalised embedding per face (Parquet), kept so re-clustering never recomputes them.",
 )
 def face_embeddings(

@@ -10,6 +10,12 @@ from pydantic import PrivateAttr
 
 T = TypeVar("T")
 
+GPU_POOL = "gpu"
+"""Concurrency pool of the assets that run models on the GPU (limited to 1 in dagster.yaml)."""
+
+GPU_OP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
+"""Op tags of GPU assets: under dagster-k8s (k8s_job_executor or the run launcher) their pod asks for one GPU."""
+
 
 class GpuResource(ConfigurableResource):
     """``device``: ``auto`` (CUDA when torch sees one, else CPU), ``cpu`` or ``cuda``.
