@@ -8,7 +8,6 @@ their checks warn.
 
 from __future__ import annotations
 
-import json
 
 import polars as pl
 
@@ -54,7 +53,7 @@ def frames_with_foreign_labels(t: PartitionTables) -> pl.DataFrame:
 def duplicates_not_in_individuals(t: PartitionTables) -> pl.DataFrame:
     """unique_faces rows naming a removed duplicate that is not a face of the individuals table."""
     unique = t.table("unique_faces")
-    removed = unique.select("face_id", pl.col("duplicates").map_elements(json.loads, return_dtype=pl.List(pl.String)).alias("removed"))
+    removed = unique.select("face_id", pl.col("duplicates").str.json_decode(pl.List(pl.String)).alias("removed"))
     removed = removed.explode("removed").drop_nulls("removed").rename({"face_id": "kept_by", "removed": "face_id"})
     return unresolved_references(removed, t.table("faces_with_final_ind"), "face_id")
 
