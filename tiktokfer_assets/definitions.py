@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import yaml
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance, Definitions, in_process_executor, multiprocess_executor
 
 from tiktokfer_assets.assets.faces import faces
 from tiktokfer_assets.assets.frames import frames
@@ -13,7 +13,7 @@ from tiktokfer_assets.assets.individuals import face_embeddings, individuals
 from tiktokfer_assets.assets.subvideos import subvideos
 from tiktokfer_assets.assets.unique_faces import unique_faces
 from tiktokfer_assets.assets.videos import videos
-from tiktokfer_assets.environments import resources_for
+from tiktokfer_assets.environments import current_environment, resources_for
 from tiktokfer_assets.paths import PROJECT_ROOT
 
 # automation and table checks (issue 8): kept apart from the asset list
@@ -24,16 +24,24 @@ ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique
 
 
 def executor_for(name: str | None = None):
-    """The step executor chosen by ``TIKTOKFER_EXECUTOR``: Dagster's default (multiprocess) or ``k8s``
-    (dagster-k8s's k8s_job_executor, every step in its own pod, configured by deploy/k8s/executor.yaml)."""
-    name = name if name is not None else os.environ.get("TIKTOKFER_EXECUTOR", "")
-    if name in ("", "multiprocess"):
-        return None
+    """The step executor chosen by ``TIKTOKFER_EXECUTOR``.
+
+    ``in_process`` (the default of the local environment: one process per run, so torch and the
+    models load once and the DuckDB file has one writer), ``multiprocess`` (the default in
+    production: a process per step, ``max_concurrent`` from ``TIKTOKFER_MAX_CONCURRENT``) or ``k8s``
+    (dagster-k8s's k8s_job_executor, every step in its own pod, configured by deploy/k8s/executor.yaml).
+    """
+    default = "in_process" if current_environment() == "local" else "multiprocess"
+    name = name or os.environ.get("TIKTOKFER_EXECUTOR") or default
+    if name == "in_process":
+        return in_process_executor
+    if name == "multiprocess":
+        return multiprocess_executor.configured({"max_concurrent": int(os.environ.get("TIKTOKFER_MAX_CONCURRENT", "0"))})
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 
         return k8s_job_executor.configured(yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "executor.yaml").read_text()))
-    raise ValueError(f"TIKTOKFER_EXECUTOR={name!r}: expected 'multiprocess' or 'k8s'")
+    raise ValueError(f"TIKTOKFER_EXECUTOR={name!r}: expected 'in_process', 'multiprocess' or 'k8s'")
 
 
 def build_definitions(resources: dict | None = None) -> Definitions:
