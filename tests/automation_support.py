@@ -234,6 +234,16 @@ class Chromium:
 
         return wait_until(found, poll_s=0.5)
 
+    def wait_for_stable(self, expression: str, poll_s: float = 0.5):
+        """The value of ``expression`` once it is truthy and unchanged over ``poll_s`` (e.g. a graph done drawing)."""
+        def settled():
+            before = self.evaluate(expression)
+            time.sleep(poll_s)
+            after = self.evaluate(expression)
+            return after if after and after == before else None
+
+        return wait_until(settled, poll_s=0)
+
     def press(self, key: str, code: str, *, alt: bool = False) -> None:
         for kind in ("rawKeyDown", "keyUp"):
             self.call("Input.dispatchKeyEvent", type=kind, key=key, code=code, modifiers=1 if alt else 0,

@@ -50,6 +50,7 @@ def test_asset_graph_shows_the_core_assets(server, browser, artifacts_dir):
     browser.wait_for_text("Global asset lineage", "ingest")
     browser.press("e", "KeyE", alt=True)  # the graph's "Expand all groups" shortcut (groups start collapsed)
     text = browser.wait_for_text(*CORE_ASSETS)
+    browser.wait_for_stable("document.querySelectorAll('svg path').length")  # the lineage edges are drawn
     shot = browser.screenshot(artifacts_dir / "asset_graph.png")
     assert shot.stat().st_size > 20_000
     for asset in CORE_ASSETS:
