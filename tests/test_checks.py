@@ -13,7 +13,6 @@ from tiktokfer_assets.assets.subvideos import subvideos
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.checks import checks_per_table
-from tiktokfer_assets.checks.videos import VIDEO_CHECKS
 from tiktokfer_assets.checks.invariants import (
     attach,
     boxes_outside,
@@ -24,6 +23,7 @@ from tiktokfer_assets.checks.invariants import (
     spans_outside,
     unresolved_references,
 )
+from tiktokfer_assets.checks.videos import VIDEO_CHECKS
 from tiktokfer_assets.registry import register_challenge
 
 
@@ -113,7 +113,8 @@ def test_video_checks_pass_on_a_real_run_and_block_on_broken_rows(small, resourc
         asset_checks=checks_per_table(VIDEO_CHECKS),
         jobs=[
             define_asset_job("ingest", selection=AssetSelection.assets("videos", "video_failures")),
-            define_asset_job("checks_then_subvideos", selection=AssetSelection.checks_for_assets("videos") | AssetSelection.assets("subvideos")),
+            define_asset_job("checks_then_subvideos",
+                             selection=AssetSelection.checks_for_assets("videos") | AssetSelection.assets("subvideos")),
         ],
         resources=resources,
     )

@@ -186,7 +186,8 @@ def test_unlistable_source_does_not_block_the_others(small, tmp_path, instance, 
     gone = tmp_path / "gone"
     shutil.copytree(small.root / "videos", gone)
     broken = load_challenge(write_definition(small, tmp_path / "a.yaml", name="a_gone"))
-    register_challenge(broken.model_copy(update={"source": broken.source.model_copy(update={"path": str(gone)})}), store, instance)
+    broken = broken.model_copy(update={"source": broken.source.model_copy(update={"path": str(gone)})})
+    register_challenge(broken, store, instance)
     register_challenge(load_challenge(write_definition(small, tmp_path / "b.yaml", name="b_ok")), store, instance)
     shutil.rmtree(gone)
     capfd.readouterr()
@@ -196,7 +197,8 @@ def test_unlistable_source_does_not_block_the_others(small, tmp_path, instance, 
 
 
 def test_challenge_with_an_active_run_is_left_for_later(small, tmp_path, instance, resources):
-    register_challenge(load_challenge(write_definition(small, tmp_path / "busy.yaml", name="busy")), resources["table_store"], instance)
+    busy = load_challenge(write_definition(small, tmp_path / "busy.yaml", name="busy"))
+    register_challenge(busy, resources["table_store"], instance)
     run = instance.add_run(DagsterRun(job_name="challenge_all_assets", run_id=str(uuid.uuid4()),
                                       status=DagsterRunStatus.STARTED, tags={"dagster/partition": "busy"}))
     assert tick(build_new_video_sensor(), instance, resources).run_requests == []

@@ -95,7 +95,7 @@ def reference_embeddings(
             raise MonitorError(f"watch list person {folder.name!r} has no photos in {folder}")
         images = [decode_image(p.read_bytes()) for p in photos]
         detections = detector.detect(images)
-        faceless = [p.name for p, found in zip(photos, detections) if not found]
+        faceless = [p.name for p, found in zip(photos, detections, strict=True) if not found]
         if faceless:
             raise MonitorError(f"no face found in reference photos {faceless} of {folder.name!r}")
         best = [found[0] for found in detections]  # the detector sorts by score
@@ -139,7 +139,8 @@ def monitor_video(
     for chunk in _chunks(iter_frames(video_path, every_s, max_seconds), batch_frames):
         times = [t for t, _ in chunk]
         sampled += len(chunk)
-        for t, faces in zip(times, _face_embeddings([frame for _, frame in chunk], detector, embedder)):
+        embeddings = _face_embeddings([frame for _, frame in chunk], detector, embedder)
+        for t, faces in zip(times, embeddings, strict=True):
             if not len(faces):
                 continue
             with_faces += 1

@@ -141,7 +141,9 @@ def monitor_trending_videos(
 ) -> None:
     feed = config.feed
     source = video_sources.for_source(TypeAdapter(SourceSpec).validate_python(config.source))
-    detector = gpu.model("monitor:retinaface", lambda device, batch: FaceDetector(require_file(RETINAFACE_WEIGHTS), device, batch))
+    detector = gpu.model(
+        "monitor:retinaface", lambda device, batch: FaceDetector(require_file(RETINAFACE_WEIGHTS), device, batch)
+    )
     embedder = gpu.model(
         "monitor:mobilefacenet", lambda device, batch: MobileFaceNetEmbedder(require_file(MOBILEFACENET_WEIGHTS), device, batch)
     )
@@ -173,15 +175,18 @@ def monitor_trending_videos(
                 )
                 new_alerts.append(alert)
 
-    table_store.replace_partition("monitored_videos", feed, pl.concat([conform("monitored_videos", monitored), conform("monitored_videos", checked)]))
-    previous = conform("alerts", table_store.read("alerts", [feed]))
-    alerts = pl.concat([previous, conform("alerts", new_alerts)]).unique(["video_id", "person"], keep="first", maintain_order=True)
+    monitored = pl.concat([conform("monitored_videos", monitored), conform("monitored_videos", checked)])
+    table_store.replace_partition("monitored_videos", feed, monitored)
+    alerts = pl.concat([conform("alerts", table_store.read("alerts", [feed])), conform("alerts", new_alerts)])
+    alerts = alerts.unique(["video_id", "person"], keep="first", maintain_order=True)
     table_store.replace_partition("alerts", feed, alerts)  # stored before any delivery, so none is lost
     delivered = deliver(feed, alerts, config.webhook_url)
     table_store.replace_partition("alerts", feed, delivered)
 
     failed = delivered.filter(pl.col("webhook_status").str.starts_with("failed"))
-    context.add_output_metadata({"videos_checked": len(checked), "new_alerts": len(new_alerts), "webhook_failures": failed.height})
+    context.add_output_metadata(
+        {"videos_checked": len(checked), "new_alerts": len(new_alerts), "webhook_failures": failed.height}
+    )
     if failed.height:
         raise Failure(
             f"{failed.height} alerts stored but not delivered to the webhook (re-sent by the next run): "

@@ -22,6 +22,7 @@ from tiktokfer_assets.checks.invariants import (
 
 # ingest.trim accepts a stream-copy cut that overshoots the cap by up to this (it ends on a packet)
 TRIM_OVERSHOOT_S = 1.0
+REQUIRED_VIDEO_COLUMNS = ["video_id", "role", "object_key", "sha256", "duration_s", "width", "height"]
 
 
 def videos_past_cap(t: PartitionTables) -> pl.DataFrame:
@@ -44,7 +45,7 @@ VIDEO_CHECKS = [
     table_check("videos", "video_id_unique", "each video is stored once per challenge",
                 lambda t: duplicate_keys(t.table("videos"), "video_id")),
     table_check("videos", "required_columns", "id, role, object key, hashes, duration and size are set",
-                lambda t: missing_values(t.table("videos"), ["video_id", "role", "object_key", "sha256", "duration_s", "width", "height"])),
+                lambda t: missing_values(t.table("videos"), REQUIRED_VIDEO_COLUMNS)),
     table_check("videos", "single_baseline", "at most one row is the baseline (the asset fails when none could be stored)",
                 lambda t: duplicate_keys(t.table("videos").filter(pl.col("role") == "baseline"), "role")),
     table_check("videos", "sizes_positive", "duration, width, height, fps and size are positive",
