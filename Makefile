@@ -7,13 +7,13 @@ PY := $(VENV)/bin/python
 TIKTOKFER_FETCH_SOURCE ?= $(if $(wildcard ../shared/MANIFEST.tsv),$(abspath ../shared),)
 export TIKTOKFER_FETCH_SOURCE
 export DAGSTER_HOME ?= $(abspath .tiktokfer/dagster)
-APT_PACKAGES := ffmpeg espeak-ng
+APT_PACKAGES := ffmpeg espeak-ng chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: demo demo-production test install fetch system-deps ui bench clean
 
 system-deps:  ## Debian packages the pipeline and its test media need
-	@missing=""; for b in ffmpeg ffprobe espeak-ng; do command -v $$b >/dev/null || missing=1; done; \
+	@missing=""; for b in ffmpeg ffprobe espeak-ng chromium; do command -v $$b >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); fi
 
 $(VENV)/.installed: pyproject.toml
