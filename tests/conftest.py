@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,10 @@ from tiktokfer_assets.environments import local_resources
 from tiktokfer_assets.fetch import require_file
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.registry import register_challenge
+from tiktokfer_assets.resources.postgres_table_store import (
+    create_database,
+    drop_database,
+)
 from tiktokfer_assets.testkit.generator import GeneratedChallenge, build_challenge
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -79,3 +84,12 @@ def pipeline(generated, tmp_path_factory):
         result = materialize_challenge(build_definitions(resources), "demo", inst)
         assert result.success
         yield resources, inst, result
+
+
+@pytest.fixture(scope="module")
+def database():
+    """A throw-away Postgres database on 127.0.0.1:5432 for one test module, dropped at its end."""
+    name = f"tiktokfer_test_{uuid.uuid4().hex[:10]}"
+    create_database(name)
+    yield name
+    drop_database(name)

@@ -13,18 +13,10 @@ from dagster import AllPartitionMapping, AssetIn, EnvVar, StaticPartitionsDefini
 
 from tiktokfer_assets import tables
 from tiktokfer_assets.resources.io_managers import PolarsTableIOManager
-from tiktokfer_assets.resources.postgres_table_store import PostgresTableStore, create_database, drop_database
+from tiktokfer_assets.resources.postgres_table_store import PostgresTableStore
 from tiktokfer_assets.resources.table_store import TableStoreError, with_partition
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.testkit.seaweedfs import free_ports
-
-
-@pytest.fixture(scope="module")
-def database():
-    name = f"tiktokfer_test_{uuid.uuid4().hex[:10]}"
-    create_database(name)
-    yield name
-    drop_database(name)
 
 
 @pytest.fixture

@@ -38,7 +38,6 @@ from tiktokfer_assets.definitions import ASSETS, build_definitions
 from tiktokfer_assets.environments import production_resources, resources_for
 from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.resources.parquet_io_manager import ParquetIOManager
-from tiktokfer_assets.resources.postgres_table_store import create_database, drop_database
 from tiktokfer_assets.resources.table_store import with_partition
 from tiktokfer_assets.tables import PARTITION_COLUMN, conform
 from tiktokfer_assets.testkit.seaweedfs import SeaweedFS, free_ports, seaweedfs
@@ -49,14 +48,6 @@ ASSET_KEYS = {key for assets_def in ASSETS for key in assets_def.keys}
 
 
 # -- the stack -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def database():
-    name = f"tiktokfer_test_{uuid.uuid4().hex[:10]}"
-    create_database(name)
-    yield name
-    drop_database(name)
 
 
 @pytest.fixture(scope="module")
