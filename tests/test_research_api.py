@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from research_api_fake import CLIENT_KEY, CLIENT_SECRET, FakeResearchApi, serve_research_api, video
 
-from tiktokfer_assets.challenges import ChallengeError, parse_challenge
+from tiktokfer_assets.challenges import ChallengeError, load_challenge, parse_challenge
+from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.resources.research_api_usage import USAGE_TABLE, TableStoreLedger
 from tiktokfer_assets.resources.table_store import DuckDBTableStore
 from tiktokfer_assets.resources.video_source import ResearchApiConfig, VideoSourceResource
@@ -181,3 +182,12 @@ def test_the_spec_validates_conditions_and_dates():
     with pytest.raises(ChallengeError, match="source.research_api.start_date: Field required"):
         parse_challenge(challenge_definition({"kind": "research_api", "keyword": "dance"}))
 
+
+
+@pytest.mark.parametrize(("name", "music_id"), [("emoji_challenge", "6568049491721587461"),
+                                                 ("face_challenge", "6727954870776695557")])
+def test_shipped_challenges_list_their_sound_once_credentials_are_set(name, music_id, store):
+    challenge = load_challenge(PROJECT_ROOT / "challenges" / f"{name}.yaml")
+    assert challenge.source.kind == "research_api" and challenge.source.conditions == {"music_id": [music_id]}
+    with pytest.raises(ResearchApiError, match=r"^the research_api source needs .* set TIKTOKFER_RESEARCH_CLIENT_KEY"):
+        VideoSourceResource(table_store=store).for_challenge(challenge)
