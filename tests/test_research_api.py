@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from research_api_fake import CLIENT_KEY, CLIENT_SECRET, FakeResearchApi, serve_research_api, video
 
+from research_api_fake import CLIENT_KEY, CLIENT_SECRET, FakeResearchApi, serve_research_api, video
 from tiktokfer_assets.challenges import ChallengeError, load_challenge, parse_challenge
 from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.resources.research_api_usage import USAGE_TABLE, TableStoreLedger
@@ -102,6 +102,9 @@ def test_an_expired_token_is_renewed_once_and_the_page_retried(store):
         assert len(src.list_videos(1000)) == 150
         assert api.token_requests == 2
         assert api.query_requests == 1 + 1 + 2  # the refused page, then the two pages with the new token
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=7200)
+        src.client.clock = lambda: later  # the token's two hours are over: renewed before asking, no 401
+        assert len(src.list_videos(10)) == 10 and (api.token_requests, api.query_requests) == (3, 5)
     # a token the API keeps refusing fails with its code, not a loop
     with serve_research_api(FakeResearchApi([video(1, DAY)])) as refusing:
         src = source(refusing, store)
@@ -138,10 +141,10 @@ def test_the_quota_stops_requests_and_survives_a_restart(store):
         challenge = parse_challenge(challenge_definition(spec()))
         with pytest.raises(QuotaExhausted, match=r"daily quota spent: 3 of 3 requests used on .*resets at 00:00 UTC"):
             resource().for_challenge(challenge).list_videos(500)
-        assert api.query_requests == 3
+        assert api.query_requests == 3 and api.token_requests == 1
         with pytest.raises(QuotaExhausted):
             resource().for_challenge(challenge).list_videos(500)
-        assert api.query_requests == 3  # the restarted resource read the spent count: no request sent
+        assert (api.query_requests, api.token_requests) == (3, 1)  # the restarted resource read the spent count
         usage = store.read(USAGE_TABLE)
         assert usage["challenge"].to_list() == [dt.datetime.now(dt.timezone.utc).date().isoformat()]
         assert usage["requests"].to_list() == [3]

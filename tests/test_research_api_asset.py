@@ -1,4 +1,4 @@
-"""A challenge with a research_api source: its videos asset on the fake API and loopback video server, and the sensor."""
+"""A research_api challenge: its videos asset on the fake API and the loopback video server; the sensor."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 
 import pytest
 from dagster import EnvVar, build_sensor_context, materialize
-from research_api_fake import CLIENT_KEY, CLIENT_SECRET, FakeResearchApi, serve_research_api, video
 
 from automation_support import small_challenge
+from research_api_fake import CLIENT_KEY, CLIENT_SECRET, FakeResearchApi, serve_research_api, video
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.automation.new_video_sensor import NewVideoCursor, build_new_video_sensor, fingerprint
 from tiktokfer_assets.challenges import parse_challenge
@@ -44,12 +44,14 @@ def served(small, resources, monkeypatch):
               for vid, name in zip(IDS[:2], ("v01", "v02"), strict=True)}
     routes["/baseline.mp4"] = Route((small.root / "baseline.mp4").read_bytes())
     with serve_research_api(api), serve_videos(routes) as server:
-        config = ResearchApiConfig(client_key=EnvVar(CREDENTIAL_VARIABLES[0]), client_secret=EnvVar(CREDENTIAL_VARIABLES[1]),
-                                   base_url=api.base_url, video_url_template=server.url("/{id}.mp4"))
+        key, secret = (EnvVar(name) for name in CREDENTIAL_VARIABLES)
+        config = ResearchApiConfig(client_key=key, client_secret=secret, base_url=api.base_url,
+                                   video_url_template=server.url("/{id}.mp4"))
         sources = VideoSourceResource(research_api=config, table_store=resources["table_store"], max_attempts=2,
                                       backoff_s=0.01, socket_timeout_s=5)
         challenge = parse_challenge({
-            "name": "sound", "source": {"kind": "research_api", "music_id": MUSIC, "start_date": str(TODAY - dt.timedelta(days=40))},
+            "name": "sound",
+            "source": {"kind": "research_api", "music_id": MUSIC, "start_date": str(TODAY - dt.timedelta(days=40))},
             "baseline": {"url": server.url("/baseline.mp4"), "video_id": "baseline"},
             "prompts": small.truth["prompts"], "max_video_seconds": 20,
         })

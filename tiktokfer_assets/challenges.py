@@ -104,7 +104,7 @@ class ResearchApiSourceSpec(_Strict):
         return {name: values for name, values in self if name not in _NOT_CONDITIONS and values}
 
     @model_validator(mode="after")
-    def _query(self) -> "ResearchApiSourceSpec":
+    def _query(self) -> ResearchApiSourceSpec:
         if not self.conditions:
             names = [name for name in type(self).model_fields if name not in _NOT_CONDITIONS]
             raise ValueError(f"a research_api source needs at least one of {', '.join(names)}")

@@ -9,10 +9,11 @@ and ``max_count`` (at most 100); pages follow with the returned ``cursor`` and
 (``POST /v2/oauth/token/``, ``grant_type=client_credentials``, valid for
 ``expires_in`` seconds); a 401 ``access_token_invalid`` gets one fresh token and one
 retry. 429 (``rate_limit_exceeded``) and 5xx answers, timeouts and dropped
-connections are retried with exponential backoff and jitter. The project's daily
-request quota (1,000 query requests a day) is counted before each request in a
-:class:`RequestLedger` (persisted by the caller, so separate runs and sensor ticks
-share it); a spent quota raises :class:`QuotaExhausted` without a request.
+connections are retried with exponential backoff and jitter (at least the
+``Retry-After`` the answer asks for). The project's daily request quota (1,000
+query requests a day) is counted before each attempt in a :class:`RequestLedger`
+(persisted by the caller, so separate runs and sensor ticks share it); a spent
+quota raises :class:`QuotaExhausted` before anything is sent, the token request included.
 
 Each video is then fetched from ``video_url_template`` (TikTok's canonical
 ``https://www.tiktok.com/@{username}/video/{id}``) by a yt-dlp source, and the
@@ -134,13 +135,21 @@ def video_metadata(record: Mapping[str, Any], url_template: str = VIDEO_URL_TEMP
     }
 
 
-def _api_error(response: requests.Response) -> str:
-    """``code: message (log_id ...)`` of an error answer, in either the API's or the OAuth endpoint's shape."""
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object, or ``{}`` when the body is not one."""
     try:
         body = response.json()
     except ValueError:
-        return f"HTTP {response.status_code}: {response.text[:200].strip() or 'no body'}"
-    error = body.get("error") if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _api_error(response: requests.Response) -> str:
+    """``code: message (log_id ...)`` of an error answer, in either the API's or the OAuth endpoint's shape."""
+    body = _json_object(response)
+    error = body.get("error")
+    if not body:
+        return f"HTTP {response.status_code}: {response.text[:200].strip() or 'no JSON body'}"
     if isinstance(error, dict):  # research endpoints: {"error": {"code", "message", "log_id"}}
         return f"HTTP {response.status_code} {error.get('code')}: {error.get('message')} (log_id {error.get('log_id')})"
     if isinstance(error, str):  # OAuth: {"error", "error_description", "log_id"}
@@ -199,14 +208,15 @@ class ResearchApiClient:
         raise ResearchApiError(f"TikTok Research API {what}: {problem} (gave up after {self.max_attempts} attempts)",
                                transient=True)
 
-    def _access_token(self, *, renew: bool = False) -> str:
+    def _access_token(self) -> str:
+        """The client access token, fetched when there is none or it is about to expire."""
         now = self.clock()
-        if not renew and self._token and self._token_expires and now < self._token_expires:
+        if self._token and self._token_expires and now < self._token_expires:
             return self._token
         response = self._post("token request", TOKEN_PATH, data={
             "client_key": self.client_key, "client_secret": self.client_secret, "grant_type": "client_credentials",
         }, headers={"Cache-Control": "no-cache"})
-        body = response.json() if response.ok else {}
+        body = _json_object(response) if response.ok else {}
         if not body.get("access_token"):
             raise ResearchApiError(
                 f"TikTok Research API token request refused ({_api_error(response)}); "
@@ -215,6 +225,11 @@ class ResearchApiClient:
         lifetime = max(0.0, float(body.get("expires_in", 0)) - _TOKEN_MARGIN_S)
         self._token_expires = now + dt.timedelta(seconds=lifetime)
         return self._token
+
+    def _bearer(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """requests' auth hook: the token is asked for as each attempt is sent, after its quota check."""
+        request.headers["Authorization"] = f"Bearer {self._access_token()}"
+        return request
 
     def _spend(self) -> None:
         """Count one query request against today's quota (UTC), or raise :class:`QuotaExhausted`."""
@@ -231,17 +246,12 @@ class ResearchApiClient:
         params = {"fields": ",".join(VIDEO_FIELDS)}
         renewed = False
         while True:
-            headers = {"Authorization": f"Bearer {self._access_token(renew=renewed)}"}
             response = self._post("video query", QUERY_PATH, counted=True, params=params, json=dict(body),
-                                  headers=headers)
+                                  auth=self._bearer)
             if response.status_code == 401 and not renewed:
-                renewed = True  # expired or revoked token: one fresh token, one retry
+                self._token, renewed = None, True  # expired or revoked token: one fresh token, one retry
                 continue
-            try:
-                payload = response.json()
-            except ValueError:
-                payload = None
-            payload = payload if isinstance(payload, dict) else {}
+            payload = _json_object(response)
             if not response.ok or (payload.get("error") or {}).get("code", "ok") != "ok":
                 raise ResearchApiError(f"TikTok Research API video query refused: {_api_error(response)}")
             return payload.get("data") or {}
@@ -256,8 +266,7 @@ class ResearchApiClient:
         while returned < limit:
             data = self.query_page({**body, "max_count": min(PAGE_SIZE, limit - returned)})
             videos = data.get("videos") or []
-            for video in videos[: limit - returned]:
-                yield video
+            yield from videos[: limit - returned]
             returned += len(videos)
             if not data.get("has_more"):
                 return
@@ -275,7 +284,7 @@ class VideoQuery:
     start: dt.date
     end: dt.date | None = None  # None: today (UTC) when listing
 
-    def from_day(self, day: dt.date) -> "VideoQuery":
+    def from_day(self, day: dt.date) -> VideoQuery:
         """The same query, without the days before ``day``."""
         return replace(self, start=max(self.start, day))
 
@@ -289,12 +298,12 @@ class ResearchApiSource:
     fetcher: VideoSource
     video_url_template: str = VIDEO_URL_TEMPLATE
 
-    def from_day(self, day: dt.date) -> "ResearchApiSource":
+    def from_day(self, day: dt.date) -> ResearchApiSource:
         """This source listing only videos created on or after ``day`` (a sensor's window since its last tick)."""
         return replace(self, query=self.query.from_day(day))
 
     def list_videos(self, limit: int) -> list[VideoRef]:
-        """Up to ``limit`` videos, window by window (oldest first), each id once; ``info["metadata"]`` holds the API's."""
+        """Up to ``limit`` videos, window by window (oldest first), each id once, the API's metadata in ``info``."""
         end = self.query.end or self.client.clock().date()
         if self.query.start > end:
             return []
@@ -312,6 +321,6 @@ class ResearchApiSource:
     def fetch(self, ref: VideoRef, dest_dir: Path) -> FetchedVideo:
         """Download with yt-dlp; the API's metadata wins over yt-dlp's where the API has a value."""
         fetched = self.fetcher.fetch(ref, dest_dir)
-        known = {k: v for k, v in ref.info.get("metadata", {}).items() if v is not None and k != "url"}
+        known = {k: v for k, v in ref.info.get("metadata", {}).items() if v is not None}
         fetched.metadata.update(known)
         return fetched
