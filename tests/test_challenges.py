@@ -114,7 +114,7 @@ def test_relative_paths_resolve_against_the_file(tmp_path):
 def test_shipped_research_challenges_are_valid(name):
     challenge = load_challenge(PROJECT_ROOT / "challenges" / f"{name}.yaml")
     assert challenge.name == name
-    assert challenge.source.kind in ("yt_dlp", "url_list")
+    assert challenge.source.kind in ("yt_dlp", "url_list", "research_api")
     assert len(challenge.prompts) == {"emoji_challenge": 11, "face_challenge": 13}[name]
     if name == "face_challenge":
         assert challenge.reaction_window is not None

@@ -7,6 +7,7 @@ video (the original that started the trend) and its prompts: an ordered list of
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 NAME_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
 
@@ -62,8 +63,51 @@ class UrlListSourceSpec(_Strict):
     path: str
 
 
+def _values(value: object) -> object:
+    """One value or a list of them, as a list of strings (YAML reads music ids as integers)."""
+    if value is None:
+        return None
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+_NOT_CONDITIONS = ("kind", "start_date", "end_date")
+ResearchApiValues = Annotated[list[Annotated[str, Field(min_length=1)]] | None, BeforeValidator(_values)]
+
+
+class ResearchApiSourceSpec(_Strict):
+    """Videos found by TikTok's Research API: every given condition must hold (several values: any of them).
+
+    ``start_date``..``end_date`` (both included; no end: today, UTC) may be of any length:
+    it is queried in windows of at most 30 days. Credentials come from the environment.
+    """
+
+    kind: Literal["research_api"]
+    music_id: ResearchApiValues = None
+    hashtag_name: ResearchApiValues = None
+    keyword: ResearchApiValues = None
+    region_code: ResearchApiValues = None
+    username: ResearchApiValues = None
+    start_date: dt.date
+    end_date: dt.date | None = None
+
+    @property
+    def conditions(self) -> dict[str, list[str]]:
+        """The query conditions that are set: field -> values."""
+        return {name: values for name, values in self if name not in _NOT_CONDITIONS and values}
+
+    @model_validator(mode="after")
+    def _query(self) -> ResearchApiSourceSpec:
+        if not self.conditions:
+            names = [name for name in type(self).model_fields if name not in _NOT_CONDITIONS]
+            raise ValueError(f"a research_api source needs at least one of {', '.join(names)}")
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
+
+
 SourceSpec = Annotated[
-    Union[LocalFolderSourceSpec, YtDlpSourceSpec, UrlListSourceSpec], Field(discriminator="kind")
+    Union[LocalFolderSourceSpec, YtDlpSourceSpec, UrlListSourceSpec, ResearchApiSourceSpec],
+    Field(discriminator="kind"),
 ]
 
 

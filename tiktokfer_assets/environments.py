@@ -21,7 +21,8 @@ from tiktokfer_assets.resources.parquet_io_manager import ParquetIOManager
 from tiktokfer_assets.resources.postgres_table_store import PostgresTableStore
 from tiktokfer_assets.resources.s3_object_store import S3ObjectStore
 from tiktokfer_assets.resources.table_store import DuckDBTableStore
-from tiktokfer_assets.resources.video_source import VideoSourceResource
+from tiktokfer_assets.resources.video_source import ResearchApiConfig, VideoSourceResource
+from tiktokfer_assets.sources.research_api import API_URL, CREDENTIAL_VARIABLES, DAILY_REQUEST_LIMIT
 
 ENVIRONMENTS = ("local", "production")
 
@@ -43,7 +44,7 @@ def local_resources(home: Path | None = None) -> dict:
         "table_io_manager": PolarsTableIOManager(store=table_store),
         "parquet_io_manager": ParquetIOManager(base_path=str(home / "parquet")),
         "gpu": GpuResource(),
-        "video_sources": VideoSourceResource(),
+        "video_sources": video_sources(table_store),
     }
 
 
@@ -52,6 +53,21 @@ def _env(name: str, default=None, *, integer: bool = False):
     if name not in os.environ:
         return default
     return EnvVar.int(name) if integer else EnvVar(name)
+
+
+def video_sources(table_store) -> VideoSourceResource:
+    """The video sources, counting Research API requests in ``table_store``.
+
+    ``TIKTOKFER_RESEARCH_CLIENT_KEY`` and ``TIKTOKFER_RESEARCH_CLIENT_SECRET`` (the research
+    client's credentials; unset: research_api sources refuse to list),
+    ``TIKTOKFER_RESEARCH_API_URL`` (TikTok's) and ``TIKTOKFER_RESEARCH_DAILY_LIMIT`` (1000).
+    """
+    key, secret = CREDENTIAL_VARIABLES
+    research_api = ResearchApiConfig(
+        client_key=_env(key), client_secret=_env(secret), base_url=_env("TIKTOKFER_RESEARCH_API_URL", API_URL),
+        daily_request_limit=_env("TIKTOKFER_RESEARCH_DAILY_LIMIT", DAILY_REQUEST_LIMIT, integer=True),
+    )
+    return VideoSourceResource(table_store=table_store, research_api=research_api)
 
 
 def production_resources() -> dict:
@@ -97,7 +113,7 @@ def production_resources() -> dict:
         "table_io_manager": PolarsTableIOManager(store=table_store),
         "parquet_io_manager": ParquetIOManager(base_path=f"s3://{bucket}/{prefix + '/' if prefix else ''}parquet", **credentials),
         "gpu": GpuResource(),
-        "video_sources": VideoSourceResource(),
+        "video_sources": video_sources(table_store),
     }
 
 

@@ -43,6 +43,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "like_count": pl.Int64,
         "comment_count": pl.Int64,
         "share_count": pl.Int64,
+        "region_code": pl.String,  # where the video was posted (TikTok Research API)
         "format_id": pl.String,
         "watermark_masked": pl.Boolean,
         "trimmed": pl.Boolean,
@@ -148,6 +149,11 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "first_seen_s": pl.Float64,
         "alerted_at": TIMESTAMP,
         "webhook_status": pl.String,  # "sent", "not configured", or "failed: <reason>" (re-sent by the next run)
+    },
+    # TikTok Research API query requests per UTC day: the partition column holds the day (YYYY-MM-DD)
+    "research_api_usage": {
+        "requests": pl.Int64,
+        "updated_at": TIMESTAMP,
     },
 }
 SCHEMAS["faces_with_intra_ind"] = {**SCHEMAS["faces"], "track_id": pl.String}

@@ -9,8 +9,15 @@ requested for the partition, keyed by the set of new ids so the same set never
 triggers twice (the cursor keeps that set's fingerprint per challenge). A challenge
 with a run queued or in progress is left for a later tick. A source that cannot be
 listed is logged and retried on the next visit without holding up the others.
+
+A Research API source is listed incrementally: the cursor keeps, per challenge
+version, the UTC day of its last successful listing, and later ticks ask only for
+videos created since that day (the day itself included, for videos posted after
+the tick), so a tick costs a request or two of the daily quota instead of the whole
+date range. A new definition version starts from its own ``start_date`` again.
 """
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
@@ -33,7 +40,8 @@ from tiktokfer_assets.challenges import challenge_from_json
 from tiktokfer_assets.registry import stored_challenges
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.resources.video_source import VideoSourceResource
-from tiktokfer_assets.sources.base import FetchError
+from tiktokfer_assets.sources.base import FetchError, VideoSource
+from tiktokfer_assets.sources.research_api import ResearchApiSource
 
 ACTIVE_STATUSES = [
     DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED,
@@ -60,17 +68,26 @@ def fingerprint(ids: Sequence[str]) -> str:
 
 @dataclass
 class NewVideoCursor:
-    """``last``: the challenge the previous tick stopped at; ``requested``: per challenge, the new-id set last requested."""
+    """``last``: the challenge the previous tick stopped at; ``requested``: per challenge, the new-id set last
+    requested; ``listed``: per challenge, ``{"version", "day"}`` of its last incremental (Research API) listing."""
 
     last: str | None = None
     requested: dict[str, str] = field(default_factory=dict)
+    listed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> "NewVideoCursor":
         return cls(**json.loads(text)) if text else cls()
 
     def to_json(self) -> str:
-        return json.dumps({"last": self.last, "requested": self.requested}, sort_keys=True)
+        return json.dumps({"last": self.last, "requested": self.requested, "listed": self.listed}, sort_keys=True)
+
+    def window(self, name: str, version: str, source: VideoSource) -> VideoSource:
+        """``source`` narrowed to the days since this version's last listing, when it is a Research API source."""
+        listed = self.listed.get(name)
+        if isinstance(source, ResearchApiSource) and listed and listed["version"] == version:
+            return source.from_day(dt.date.fromisoformat(listed["day"]))
+        return source
 
 
 def known_video_ids(table_store: TableStore, challenge: str) -> set[str]:
@@ -110,6 +127,7 @@ def build_new_video_sensor(
         registered = stored_challenges(table_store)
         names = registered["challenge"].to_list()
         cursor.requested = {c: fp for c, fp in cursor.requested.items() if c in names}
+        cursor.listed = {c: listed for c, listed in cursor.listed.items() if c in names}
         run_requests = []
         for name in round_robin(names, cursor.last, challenges_per_tick):
             cursor.last = name
@@ -120,11 +138,15 @@ def build_new_video_sensor(
                 context.log.info(f"{name}: run {active[0].dagster_run.run_id} is active; checking later")
                 continue
             challenge = challenge_from_json(registered.filter(pl.col("challenge") == name)["definition_json"][0])
+            today = dt.datetime.now(dt.timezone.utc).date()
             try:
-                refs = video_sources.for_challenge(challenge).list_videos(min(challenge.max_videos, listing_limit))
+                source = cursor.window(name, challenge.version, video_sources.for_challenge(challenge))
+                refs = source.list_videos(min(challenge.max_videos, listing_limit))
             except FetchError as exc:
                 context.log.warning(f"{name}: could not list its videos, retrying next visit: {exc}")
                 continue
+            if isinstance(source, ResearchApiSource):
+                cursor.listed[name] = {"version": challenge.version, "day": today.isoformat()}
             new = new_video_ids([ref.video_id for ref in refs], known_video_ids(table_store, name))
             if not new:
                 cursor.requested.pop(name, None)

@@ -4,26 +4,53 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import Config, ConfigurableResource
 
 from tiktokfer_assets.challenges import (
     ChallengeDefinition,
     LocalFolderSourceSpec,
+    ResearchApiSourceSpec,
     SourceSpec,
     UrlListSourceSpec,
     YtDlpSourceSpec,
 )
+from tiktokfer_assets.resources.research_api_usage import TableStoreLedger
+from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.sources.base import VideoRef, VideoSource
 from tiktokfer_assets.sources.local_folder import LocalFolderSource, video_id_from_name
+from tiktokfer_assets.sources.research_api import (
+    API_URL,
+    DAILY_REQUEST_LIMIT,
+    VIDEO_URL_TEMPLATE,
+    ResearchApiClient,
+    ResearchApiSource,
+    VideoQuery,
+    missing_credentials_error,
+)
+
+
+class ResearchApiConfig(Config):
+    """TikTok Research API settings: credentials as ``EnvVar``s (see ``environments.py``), never in YAML."""
+
+    client_key: str | None = None
+    client_secret: str | None = None
+    base_url: str = API_URL
+    daily_request_limit: int = DAILY_REQUEST_LIMIT
+    video_url_template: str = VIDEO_URL_TEMPLATE
 
 
 class VideoSourceResource(ConfigurableResource):
-    """Options shared by every source; the challenge says which source and where."""
+    """Options shared by every source; the challenge says which source and where.
+
+    ``table_store`` keeps the Research API's daily request count (a research_api source needs it).
+    """
 
     download_workers: int = 4
     max_attempts: int = 4
     backoff_s: float = 2.0
     socket_timeout_s: float = 30.0
+    research_api: ResearchApiConfig = ResearchApiConfig()
+    table_store: TableStore | None = None
 
     def _ytdlp(self, urls: list[str], spec: YtDlpSourceSpec | None = None):
         from tiktokfer_assets.sources.ytdlp import YtDlpSource
@@ -35,6 +62,21 @@ class VideoSourceResource(ConfigurableResource):
             "impersonate": spec.impersonate,
         }
         return YtDlpSource(urls, socket_timeout_s=self.socket_timeout_s, **options)
+
+    def _research_api(self, spec: ResearchApiSourceSpec) -> ResearchApiSource:
+        config = self.research_api
+        if not (config.client_key and config.client_secret):
+            raise missing_credentials_error()
+        if self.table_store is None:
+            raise ValueError("the research_api source counts its requests in the table store: "
+                             "build VideoSourceResource with table_store=")
+        client = ResearchApiClient(
+            config.client_key, config.client_secret, TableStoreLedger(self.table_store), base_url=config.base_url,
+            daily_request_limit=config.daily_request_limit, max_attempts=self.max_attempts, backoff_s=self.backoff_s,
+            timeout_s=self.socket_timeout_s,
+        )
+        query = VideoQuery(spec.conditions, spec.start_date, spec.end_date)
+        return ResearchApiSource(client, query, self._ytdlp([]), config.video_url_template)
 
     def for_challenge(self, challenge: ChallengeDefinition) -> VideoSource:
         return self.for_source(challenge.source)
@@ -49,6 +91,8 @@ class VideoSourceResource(ConfigurableResource):
             from tiktokfer_assets.sources.url_list import UrlListSource
 
             return UrlListSource(Path(spec.path), fetcher=self._ytdlp([]))
+        if isinstance(spec, ResearchApiSourceSpec):
+            return self._research_api(spec)
         raise TypeError(f"unknown source spec {type(spec).__name__}")
 
     def baseline(self, challenge: ChallengeDefinition) -> tuple[VideoSource, VideoRef]:
