@@ -2,7 +2,8 @@
 
 The markers of pyproject.toml say what a test needs; two of them are checked here
 before the test runs: ``media`` (the fetched weights and media, a clear failure with
-the fix when missing) and ``gpu`` (skipped without a CUDA device).
+the fix when missing) and ``gpu`` (skipped without a CUDA device). A test that uses a
+fixture below without the markers that fixture needs stops the collection.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ from tiktokfer_assets.resources.postgres_table_store import (
 from tiktokfer_assets.testkit.generator import GeneratedChallenge, build_challenge
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# fixture -> the markers of every test that uses it (so that `make test-fast` never needs it)
+FIXTURE_MARKERS = {
+    "database": ("postgres",),
+    "generated": ("media", "slow"),
+    "registered": ("media", "slow"),
+    "pipeline": ("media", "slow"),
+}
 
 
 @functools.cache
@@ -46,6 +54,17 @@ def pytest_runtest_setup(item):
         pytest.fail(_missing_media(), pytrace=False)
     if item.get_closest_marker("gpu") and not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = []
+    for item in items:
+        for fixture, markers in FIXTURE_MARKERS.items():
+            missing = [m for m in markers if fixture in item.fixturenames and not item.get_closest_marker(m)]
+            if missing:
+                unmarked.append(f"{item.nodeid}: uses `{fixture}`, mark it {', '.join(missing)}")
+    if unmarked:
+        raise pytest.UsageError("tests without the markers their fixtures need:\n" + "\n".join(unmarked))
 
 
 @pytest.fixture(scope="session")
