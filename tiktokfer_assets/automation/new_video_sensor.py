@@ -60,7 +60,8 @@ def fingerprint(ids: Sequence[str]) -> str:
 
 @dataclass
 class NewVideoCursor:
-    """``last``: the challenge the previous tick stopped at; ``requested``: per challenge, the new-id set last requested."""
+    """``last``: the challenge the previous tick stopped at; ``requested``: per challenge, the new-id set last
+    requested."""
 
     last: str | None = None
     requested: dict[str, str] = field(default_factory=dict)
