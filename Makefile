@@ -10,7 +10,9 @@ export DAGSTER_HOME ?= $(abspath .tiktokfer/dagster)
 APT_PACKAGES := ffmpeg espeak-ng chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: demo demo-production test install fetch system-deps ui bench clean
+.PHONY: demo demo-production test test-fast lint install fetch system-deps ui bench clean
+# pytest markers (pyproject.toml) of the tests that need a server, a browser or minutes of pipeline
+FAST_TESTS := not (postgres or s3 or browser or slow)
 
 system-deps:  ## Debian packages the pipeline and its test media need
 	@missing=""; for b in ffmpeg ffprobe espeak-ng chromium; do command -v $$b >/dev/null || missing=1; done; \
@@ -37,12 +39,18 @@ demo-production: system-deps install  ## the demo on the production stack: Seawe
 test: system-deps fetch  ## the test suite (CI runs exactly this)
 	$(VENV)/bin/pytest -q
 
+test-fast: system-deps fetch  ## pure and in-memory tests: no Postgres, S3, browser or slow pipeline fixtures
+	$(VENV)/bin/pytest -q -m "$(FAST_TESTS)"
+
+lint: install  ## ruff (configuration in pyproject.toml)
+	$(VENV)/bin/ruff check .
+
 ui: install  ## the Dagster UI on the local results (http://127.0.0.1:3000)
 	mkdir -p $(DAGSTER_HOME) && touch $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-bench: install fetch
-	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+bench: install fetch  ## bench/ imports the test servers of tests/support/
+	for b in bench/bench_*.py; do echo "== $$b"; PYTHONPATH=tests $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf .tiktokfer data/demo test-artifacts

@@ -183,7 +183,9 @@ def main() -> None:
     print(f"\n1. baseline at n={m:,}: dense n x n matrix vs blocked top-k (same vectors)")
     dense = measure(lambda: dense_top_k(vectors[:m], args.k, args.floor), "cpu")
     blocked = measure(
-        lambda: top_k_similarities(vectors[:m], k=args.k, floor=args.floor, block_size=args.block_size, device=args.device),
+        lambda: top_k_similarities(
+            vectors[:m], k=args.k, floor=args.floor, block_size=args.block_size, device=args.device
+        ),
         args.device,
     )
     report("dense (full matrix + topk, CPU)", dense)
@@ -210,7 +212,9 @@ def main() -> None:
     best: dict[str, tuple[float, float]] = {}
     for method in ("threshold", "average"):
         for threshold in args.thresholds:
-            run = measure(lambda: cluster_tracks(names, vectors, topk.result, method=method, threshold=threshold), "cpu")
+            run = measure(
+                lambda: cluster_tracks(names, vectors, topk.result, method=method, threshold=threshold), "cpu"
+            )
             f1 = pairwise_f1(run.result, truth)
             individuals = len(set(run.result.values()))
             report(f"{method:<9} t={threshold:.2f} F1 {f1:.4f} ({individuals:,} ind.)", run)

@@ -14,7 +14,8 @@ time for each 170 KB clip, two requests) keep the network's share of a video's
 time below that of a typical TikTok download (a page request, then a 2-4 MB file), so the
 speed-up measured here is, if anything, a lower bound.
 
-    .venv/bin/python bench/bench_ingest.py [--videos 20] [--workers 4] [--latency-ms 300] [--kib-per-s 256]
+    PYTHONPATH=tests .venv/bin/python bench/bench_ingest.py \
+        [--videos 20] [--workers 4] [--latency-ms 300] [--kib-per-s 256]
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from support.video_server import Route, serve_videos
 from tiktokfer_assets.sources.base import VideoRef
 from tiktokfer_assets.sources.download_pool import fetch_all
 from tiktokfer_assets.sources.ytdlp import YtDlpSource
-from tiktokfer_assets.testkit.video_server import Route, serve_videos
 
 
 def make_videos(folder: Path, count: int) -> dict[str, bytes]:
@@ -92,8 +93,10 @@ def main() -> None:
           f"{args.kib_per_s:.0f} KiB/s a connection")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"1 worker : {serial:6.2f} s  ({serial / n:.2f} s a video, {serial_cpu / n:.2f} CPU-s a video)")
-    print(f"{args.workers} workers: {parallel:6.2f} s  ({parallel / n:.2f} s a video, {parallel_cpu / n:.2f} CPU-s a video)")
-    print(f"speed-up : {serial / parallel:.2f}x with {args.workers} workers ({serial / parallel / args.workers:.0%} of linear)")
+    print(f"{args.workers} workers: {parallel:6.2f} s  ({parallel / n:.2f} s a video, "
+          f"{parallel_cpu / n:.2f} CPU-s a video)")
+    print(f"speed-up : {serial / parallel:.2f}x with {args.workers} workers "
+          f"({serial / parallel / args.workers:.0%} of linear)")
 
 
 if __name__ == "__main__":

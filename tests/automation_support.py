@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import websocket
 import yaml
 
+from support.ports import free_ports
 from tiktokfer_assets.environments import local_resources
 from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.testkit.generator import GeneratedChallenge, VideoPlan, build_challenge
@@ -51,12 +51,6 @@ def write_definition(generated: GeneratedChallenge, path: Path, **changes) -> Pa
     data.update(changes)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -115,7 +109,7 @@ def dagster_dev(tmp: Path, tiktokfer_home: Path, extra_env: dict[str, str] | Non
         },
         "telemetry": {"enabled": False},
     }))
-    port = free_port()
+    (port,) = free_ports(1)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
@@ -179,7 +173,8 @@ def wait_for_run(server: DagsterDev, run_id: str) -> str:
 
 
 class Chromium:
-    """Headless Chromium driven over the DevTools protocol: navigate, read the page's text, press keys, take screenshots."""
+    """Headless Chromium driven over the DevTools protocol: navigate, read the page's text, press keys,
+    take screenshots."""
 
     def __init__(self, user_data_dir: Path, width: int = 1600, height: int = 1000):
         executable = shutil.which("chromium")

@@ -1,19 +1,26 @@
-"""Shared fixtures: the generated challenge (built once per session), local resources, a Dagster instance."""
+"""Shared fixtures: the generated challenge (built once per session), local resources, a Dagster instance.
+
+The markers of pyproject.toml say what a test needs; two of them are checked here
+before the test runs: ``media`` (the fetched weights and media, a clear failure with
+the fix when missing) and ``gpu`` (skipped without a CUDA device). A test that uses a
+fixture below without the markers that fixture needs stops the collection.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
 
 import pytest
+import torch
 from dagster import DagsterInstance, instance_for_test
 
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.definitions import build_definitions, materialize_challenge
 from tiktokfer_assets.environments import local_resources
-from tiktokfer_assets.fetch import require_file
-from tiktokfer_assets.paths import media_dir
+from tiktokfer_assets.fetch import FetchError, read_manifest, require_file
 from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.resources.postgres_table_store import (
     create_database,
@@ -22,14 +29,42 @@ from tiktokfer_assets.resources.postgres_table_store import (
 from tiktokfer_assets.testkit.generator import GeneratedChallenge, build_challenge
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# fixture -> the markers of every test that uses it (so that `make test-fast` never needs it)
+FIXTURE_MARKERS = {
+    "database": ("postgres",),
+    "generated": ("media", "slow"),
+    "registered": ("media", "slow"),
+    "pipeline": ("media", "slow"),
+}
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _media_fetched():
-    """Every test may use the real media and weights; fail early with the fix when they are missing."""
-    require_file("weights/retinaface_mobilenet0.25.pth")
-    require_file("media/video/white_house_poetry_jam_10s.mp4")
-    assert (media_dir() / "faces").is_dir()
+@functools.cache
+def _missing_media() -> str | None:
+    """Why the weights and media of the manifest are not all fetched (None when they are)."""
+    try:
+        for entry in read_manifest():
+            require_file(entry.path)
+    except FetchError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("media") and _missing_media():
+        pytest.fail(_missing_media(), pytrace=False)
+    if item.get_closest_marker("gpu") and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = []
+    for item in items:
+        for fixture, markers in FIXTURE_MARKERS.items():
+            missing = [m for m in markers if fixture in item.fixturenames and not item.get_closest_marker(m)]
+            if missing:
+                unmarked.append(f"{item.nodeid}: uses `{fixture}`, mark it {', '.join(missing)}")
+    if unmarked:
+        raise pytest.UsageError("tests without the markers their fixtures need:\n" + "\n".join(unmarked))
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,8 @@ def test_aac_in_mp4_with_a_video_stream(tmp_path: Path) -> None:
         "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=3",
         "-f", "lavfi", "-i", "anoisesrc=color=white:amplitude=0.05:sample_rate=48000:duration=3:seed=1",
         "-filter_complex", "[1:a][2:a]amix=inputs=2:normalize=0[a]",
-        "-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "128k", str(path),
+        "-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast",
+        "-c:a", "aac", "-b:a", "128k", str(path),
     )  # fmt: skip
     x = decode_audio(path)
     assert x.dtype == np.float32
@@ -69,7 +70,8 @@ def test_stereo_is_downmixed(tmp_path: Path) -> None:
 
 def test_video_without_audio_raises_no_audio(tmp_path: Path) -> None:
     path = tmp_path / "silent_film.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=1", "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
+           str(path))
     with pytest.raises(NoAudioError) as caught:
         decode_audio(path)
     assert isinstance(caught.value, AudioDecodeError)

@@ -64,7 +64,9 @@ def speech(rng: np.random.Generator, seconds: float) -> np.ndarray:
 
 
 def music(rng: np.random.Generator, seconds: float) -> np.ndarray:
-    """A beat-driven loop: a decaying chord per bar, a kick on every beat, an off-beat hi-hat, a square-wave melody. Unit RMS."""
+    """A beat-driven loop: a decaying chord per bar, a kick on every beat, an off-beat hi-hat, a square-wave melody.
+
+    Unit RMS."""
     n = int(seconds * SR)
     beat = 60 / rng.uniform(90, 130)
     roots = rng.choice(NOTES_HZ, size=4)
@@ -237,7 +239,8 @@ def test_video_stopping_early_and_a_prompt_cut_at_the_end(base: Baseline) -> Non
 @pytest.mark.parametrize("via_rate", [44100, 48000])
 def test_phone_recording_quiet_clipped_and_resampled(base: Baseline, via_rate: int) -> None:
     shift, seconds = -1.1, 27.0
-    video = perform(base, shift=shift, seconds=seconds, music_db=0.0, through_phone=True, gain=4.0, clip=0.3, via_rate=via_rate)
+    video = perform(base, shift=shift, seconds=seconds, music_db=0.0, through_phone=True, gain=4.0, clip=0.3,
+                    via_rate=via_rate)
     assert np.mean(np.abs(video) >= 0.299) > 0.3  # hard clipping of a third of the samples or more
     assert_located(locate_prompts(base.signal, base.prompts, video, SR), expected_starts(base, shift, seconds))
     quiet = perform(base, shift=shift, seconds=seconds, music_db=10.0, through_phone=True, gain=0.01, via_rate=via_rate)
@@ -283,7 +286,8 @@ def test_edited_video_keeps_both_parts(base: Baseline) -> None:
     # span starts no earlier than the previous prompt's ends: spans never overlap.
     straddling = [i for i, p in enumerate(base.prompts) if p.start_s < c1 < p.end_s]
     assert straddling == [5] and matches[5].found
-    assert matches[5].start_s == pytest.approx(matches[3].end_s) and matches[5].end_s == pytest.approx(base.prompts[5].end_s, abs=0.002)
+    assert matches[5].start_s == pytest.approx(matches[3].end_s)
+    assert matches[5].end_s == pytest.approx(base.prompts[5].end_s, abs=0.002)
 
 
 def test_prompts_in_the_wrong_order_are_rejected(base: Baseline) -> None:
@@ -302,7 +306,9 @@ def test_prompts_in_the_wrong_order_are_rejected(base: Baseline) -> None:
         assert matches[i].score >= MIN_SCORE
 
 
-@pytest.mark.parametrize(("other_seed", "performer_seed", "music_db"), [(7, 100, 0.0), (114, 14, 0.0), (118, 18, 10.0), (106, 6, 10.0)])
+@pytest.mark.parametrize(
+    ("other_seed", "performer_seed", "music_db"), [(7, 100, 0.0), (114, 14, 0.0), (118, 18, 10.0), (106, 6, 10.0)]
+)
 def test_unrelated_audio_finds_nothing(base: Baseline, other_seed: int, performer_seed: int, music_db: float) -> None:
     # Another challenge's sound (other prompts, music in the same key) under the performer's
     # music. In the last three, one prompt has a lone wrong match of NCC 0.2-0.35 with a clear
@@ -321,7 +327,9 @@ def test_held_note_is_found_where_the_other_prompts_place_it(base: Baseline) -> 
     # where the other prompts' shift places it, it is found, to within that period.
     p = base.prompts[6]
     t = np.arange(int((p.end_s - p.start_s) * SR)) / SR
-    note = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 12)) * np.minimum(1, np.minimum(t, t[-1] - t) / 0.01)
+    note = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 12)) * np.minimum(
+        1, np.minimum(t, t[-1] - t) / 0.01
+    )
     sound = base.signal.copy()
     a = int(p.start_s * SR)
     sound[a : a + len(t)] = 0.3 * base.bed[a : a + len(t)] + base.prompt_rms * note / np.sqrt(np.mean(note**2))
@@ -368,7 +376,8 @@ def test_half_a_prompt_cut_out_by_an_edit_is_not_matched(base: Baseline) -> None
 def test_silent_and_empty_videos(base: Baseline) -> None:
     silent = locate_prompts(base.signal, base.prompts, np.zeros(10 * SR, dtype=np.float32), SR)
     assert [(m.found, m.reason) for m in silent] == [(False, "silent")] * 13
-    hiss = locate_prompts(base.signal, base.prompts, (1e-5 * np.random.default_rng(0).standard_normal(10 * SR)).astype(np.float32), SR)
+    quiet = (1e-5 * np.random.default_rng(0).standard_normal(10 * SR)).astype(np.float32)
+    hiss = locate_prompts(base.signal, base.prompts, quiet, SR)
     assert {m.reason for m in hiss} == {"silent"}  # -100 dBFS
     empty = locate_prompts(base.signal, base.prompts, np.zeros(0, dtype=np.float32), SR)
     assert [(m.found, m.reason, m.start_s) for m in empty] == [(False, "no audio", None)] * 13
@@ -395,7 +404,8 @@ def test_real_speech_through_aac(tmp_path) -> None:
     for i, w in enumerate(words):
         path = tmp_path / f"w{i}.wav"
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", f"flite=text='{w}':voice=kal16", "-ar", str(SR), str(path)],
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", f"flite=text='{w}':voice=kal16",
+             "-ar", str(SR), str(path)],
             check=True,
         )
         clips.append(decode_audio(path, SR))

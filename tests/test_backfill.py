@@ -15,6 +15,8 @@ import pytest
 
 from automation_support import dagster_dev, small_challenge, wait_until, write_definition
 
+pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
+
 CHALLENGES = ["bf_a", "bf_b"]
 
 LAUNCH_BACKFILL = """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from tiktokfer_assets.challenges import ChallengeError, dump_challenge, load_challenge, parse_challenge
@@ -104,7 +103,8 @@ def test_yaml_errors_name_the_file(tmp_path):
 def test_relative_paths_resolve_against_the_file(tmp_path):
     file = tmp_path / "sub" / "c.yaml"
     file.parent.mkdir()
-    file.write_text(dump_challenge(parse_challenge(definition(source={"kind": "local_folder", "path": "vids"}, baseline={"path": "b.mp4"}))))
+    parsed = parse_challenge(definition(source={"kind": "local_folder", "path": "vids"}, baseline={"path": "b.mp4"}))
+    file.write_text(dump_challenge(parsed))
     challenge = load_challenge(file)
     assert challenge.source.path == str(tmp_path / "sub" / "vids")
     assert challenge.baseline.path == str(tmp_path / "sub" / "b.mp4")

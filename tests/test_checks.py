@@ -78,7 +78,8 @@ def test_attach_brings_the_parent_columns():
 def test_boxes_outside_the_frame():
     faces = pl.DataFrame({
         "face": ["ok", "edge", "right", "empty", "negative", "partial"],
-        "box": [[10.0, 10, 50, 60], [0.0, 0, 360.5, 640], [300.0, 10, 400, 60], [10.0, 10, 10, 60], [-5.0, 10, 50, 60], [1.0, 2]],
+        "box": [[10.0, 10, 50, 60], [0.0, 0, 360.5, 640], [300.0, 10, 400, 60], [10.0, 10, 10, 60], [-5.0, 10, 50, 60],
+                [1.0, 2]],
         "width": [360] * 6,
         "height": [640] * 6,
     })
@@ -105,6 +106,7 @@ def checks_of(result) -> dict[str, tuple[bool, int]]:
     }
 
 
+@pytest.mark.media
 def test_video_checks_pass_on_a_real_run_and_block_on_broken_rows(small, resources, instance):
     challenge = load_challenge(small.challenge_yaml)
     register_challenge(challenge, resources["table_store"], instance)

@@ -13,6 +13,8 @@ from PIL import Image, ImageFilter
 from tiktokfer_assets.identity.dedup import find_duplicate_groups, phash, select_unique
 from tiktokfer_assets.paths import media_dir
 
+pytestmark = pytest.mark.media
+
 # Face boxes (x1, y1, x2, y2) of RetinaFace MobileNet-0.25 on these photos.
 FACE_BOXES = {
     "obama/1.jpg": (377, 77, 605, 420),

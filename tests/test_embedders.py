@@ -26,6 +26,8 @@ from tiktokfer_assets.vision.align import TEMPLATE_96X112, align_face, similarit
 from tiktokfer_assets.vision.detector import FaceDetector
 from tiktokfer_assets.vision.mobilefacenet import load_mobilefacenet
 
+pytestmark = pytest.mark.media
+
 MOBILEFACENET = weights_dir() / "mobilefacenet_casia.ckpt"
 # Landmark order of RetinaFace after mirroring an image: the left eye becomes the right one.
 MIRRORED_ORDER = [1, 0, 2, 4, 3]
@@ -204,6 +206,7 @@ def test_mobilefacenet_checks_its_inputs(mobilefacenet):
 SMALL_CLIP = "ViT-S-32-alt"  # the smallest built-in ViT: random init in about a second
 
 
+@pytest.mark.slow
 def test_open_clip_random_init_is_deterministic_and_loads_a_local_checkpoint(photos, tmp_path):
     images = [p[1] for p in photos[:3]]
     torch.manual_seed(0)

@@ -81,6 +81,7 @@ def white_house_frames() -> list[tuple[float, np.ndarray]]:
     return list(iter_frames(WHITE_HOUSE))
 
 
+@pytest.mark.media
 def test_white_house_clip_frames(white_house_frames):
     assert [t for t, _ in white_house_frames] == [n * 0.5 for n in range(20)]
     assert all(f.shape == (360, 640, 3) and f.dtype == np.uint8 for _, f in white_house_frames)
@@ -88,6 +89,7 @@ def test_white_house_clip_frames(white_house_frames):
     assert_frames_on_screen(WHITE_HOUSE, white_house_frames)
 
 
+@pytest.mark.media
 def test_white_house_clip_faces(white_house_frames):
     """Found by looking: 0.0-2.0 s a performer on stage (and a seated man), 2.5-3.5 s cutaways
     with only half faces, 4.0-7.5 s Lin-Manuel Miranda facing the camera, 8.0-9.5 s the

@@ -14,6 +14,8 @@ from tiktokfer_assets.checks.invariants import boxes_outside
 from tiktokfer_assets.definitions import ASSETS
 from tiktokfer_assets.media.frames import sample_times
 
+pytestmark = [pytest.mark.media, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def tables(pipeline):
@@ -44,7 +46,9 @@ def test_frame_labels_follow_the_prompt_spans(tables, generated):
 
 
 def test_label_frames_pure():
-    frames_df = pl.DataFrame({"frame_id": ["a/0", "a/500", "a/1000"], "video_id": ["a"] * 3, "timestamp_s": [0.0, 0.5, 1.0]})
+    frames_df = pl.DataFrame(
+        {"frame_id": ["a/0", "a/500", "a/1000"], "video_id": ["a"] * 3, "timestamp_s": [0.0, 0.5, 1.0]}
+    )
     spans = pl.DataFrame({"video_id": ["a", "a"], "label": ["x", "y"], "prompt_index": [0, 1], "found": [True, False],
                           "label_start_s": [0.4, 0.9], "label_end_s": [0.6, 1.2]})
     assert label_frames(frames_df, spans)["prompt_label"].to_list() == [None, "x", None]

@@ -7,6 +7,8 @@ import pytest
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.media.probe import ProbeError, probe
 
+pytestmark = [pytest.mark.media, pytest.mark.slow]
+
 
 def test_definition_matches_truth(generated):
     challenge = load_challenge(generated.challenge_yaml)

@@ -12,6 +12,8 @@ from tiktokfer_assets.assets.individuals import IndividualsConfig
 from tiktokfer_assets.definitions import ASSETS
 from tiktokfer_assets.identity.clustering import pairwise_f1
 
+pytestmark = [pytest.mark.media, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def final(pipeline):
@@ -73,8 +75,10 @@ def test_corrections_take_effect_and_stale_ones_are_reported(pipeline, final, tm
         "keep_apart": [{"tracks": ["v01/t0", "v01/t0/s5000"]}, {"tracks": ["nope/t9", obama]}],
     }}}))
     config = RunConfig(ops={"individuals": IndividualsConfig(corrections_file=str(corrections))})
-    result = materialize(ASSETS, partition_key="demo", resources=resources, instance=instance, run_config=config,
-                         selection=[AssetKey("individuals"), AssetKey("faces_with_intra_ind"), AssetKey("similarities")])
+    result = materialize(
+        ASSETS, partition_key="demo", resources=resources, instance=instance, run_config=config,
+        selection=[AssetKey("individuals"), AssetKey("faces_with_intra_ind"), AssetKey("similarities")],
+    )
     assert result.success
     corrected = resources["table_store"].read("faces_with_final_ind", ["demo"])
     individual = dict(corrected.select("track_id", "individual_id").unique().iter_rows())
@@ -86,8 +90,10 @@ def test_corrections_take_effect_and_stale_ones_are_reported(pipeline, final, tm
     stale = metadata["stale_corrections"].value
     assert len(stale) == 1 and "nope/t9" in stale[0]
     # put the real run's results back for the other tests of this module
-    assert materialize(ASSETS, partition_key="demo", resources=resources, instance=instance,
-                       selection=[AssetKey("individuals"), AssetKey("faces_with_intra_ind"), AssetKey("similarities")]).success
+    assert materialize(
+        ASSETS, partition_key="demo", resources=resources, instance=instance,
+        selection=[AssetKey("individuals"), AssetKey("faces_with_intra_ind"), AssetKey("similarities")],
+    ).success
 
 
 def test_unique_faces_keep_one_per_duplicate_group(pipeline, final):

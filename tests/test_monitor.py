@@ -13,7 +13,8 @@ import pytest
 from dagster import SkipReason, build_schedule_context
 from PIL import Image
 
-from automation_support import free_port, small_challenge
+from automation_support import small_challenge
+from support.ports import free_ports
 from tiktokfer_assets.automation.monitor import DEFAULT_SIMILARITY, MonitorError, monitor_video, reference_embeddings
 from tiktokfer_assets.automation.trending import (
     MONITOR_CONFIG_ENV,
@@ -27,6 +28,8 @@ from tiktokfer_assets.media.frames import sample_times
 from tiktokfer_assets.media.probe import probe
 from tiktokfer_assets.paths import media_dir, weights_dir
 from tiktokfer_assets.vision.detector import FaceDetector
+
+pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 IN_VIDEO = {"obama": ["1.jpg", "2.jpg", "3.jpg"], "biden": None, "lin_manuel_miranda": None}  # None: every photo
 REFERENCES = ["4.jpg", "5.jpg"]  # obama photos the video does not contain
@@ -133,7 +136,7 @@ def test_trending_monitor_job_stores_logs_and_posts_alerts(feed, resources, inst
     root, generated = feed
     (tmp_path / "monitor.yaml").write_text(
         f"feed: fyp\nsource: {{kind: local_folder, path: {generated.root / 'videos'}}}\n"
-        f"watchlist_dir: {os.path.relpath(root / 'watchlist', tmp_path)}\nwebhook_url: http://127.0.0.1:{free_port()}/down\n"
+        f"watchlist_dir: {os.path.relpath(root / 'watchlist', tmp_path)}\nwebhook_url: http://127.0.0.1:{free_ports(1)[0]}/down\n"
     )
     config = load_monitor_config(tmp_path / "monitor.yaml")
     assert config.watchlist_dir == str(root / "watchlist")  # relative to the YAML file
@@ -169,7 +172,9 @@ def test_schedule_runs_the_configured_feed(tmp_path, monkeypatch):
         skipped = trending_monitor_schedule(context)
     assert isinstance(skipped, SkipReason) and "no trending-monitor configuration" in skipped.skip_message
 
-    (tmp_path / "monitor.yaml").write_text("source: {kind: local_folder, path: feed}\nwatchlist_dir: people\nshare: 0.5\n")
+    (tmp_path / "monitor.yaml").write_text(
+        "source: {kind: local_folder, path: feed}\nwatchlist_dir: people\nshare: 0.5\n"
+    )
     with build_schedule_context() as context:
         request = trending_monitor_schedule(context)
     config = request.run_config["ops"]["monitor_trending_videos"]["config"]

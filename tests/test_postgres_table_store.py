@@ -11,12 +11,14 @@ import psycopg
 import pytest
 from dagster import AllPartitionMapping, AssetIn, EnvVar, StaticPartitionsDefinition, asset, materialize
 
+from support.ports import free_ports
 from tiktokfer_assets import tables
 from tiktokfer_assets.resources.io_managers import PolarsTableIOManager
 from tiktokfer_assets.resources.postgres_table_store import PostgresTableStore
 from tiktokfer_assets.resources.table_store import TableStoreError, with_partition
 from tiktokfer_assets.tables import conform
-from tiktokfer_assets.testkit.seaweedfs import free_ports
+
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -92,7 +94,9 @@ def test_migrations_add_columns_and_are_recorded(store, monkeypatch):
     monkeypatch.setitem(tables.SCHEMAS, "videos", {**tables.SCHEMAS["videos"], "bitrate_kbps": pl.Int32})
     after = store.migrate()
     assert store.read("videos").schema["bitrate_kbps"] == pl.Int32
-    changes = sql(store, f'SELECT version, table_name, change FROM "{store.db_schema}".tiktokfer_schema_version ORDER BY version')
+    changes = sql(
+        store, f'SELECT version, table_name, change FROM "{store.db_schema}".tiktokfer_schema_version ORDER BY version'
+    )
     assert [v for v, _, _ in changes] == list(range(1, after + 1))
     assert changes[-1][1:] == ("videos", f'ALTER TABLE "{store.db_schema}"."videos" ADD COLUMN "bitrate_kbps" integer')
     assert any(t == "t" and 'ADD COLUMN "extra" text' in change for _, t, change in changes)
@@ -100,7 +104,9 @@ def test_migrations_add_columns_and_are_recorded(store, monkeypatch):
 
 def test_tables_get_indexes_on_the_partition_and_join_keys(store):
     store.migrate()
-    store.replace_partition("faces_t", "a", pl.DataFrame({"face_id": ["f"], "frame_id": ["fr"], "video_id": ["v"], "x": [1]}))
+    store.replace_partition(
+        "faces_t", "a", pl.DataFrame({"face_id": ["f"], "frame_id": ["fr"], "video_id": ["v"], "x": [1]})
+    )
     store.replace_partition("faces_t", "a", pl.DataFrame({"face_id": ["f"], "track_id": [3]}))  # a key arriving later
     indexes = dict(sql(store, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s", [store.db_schema]))
     assert indexes["videos_video_id_idx"].endswith("(challenge, video_id)")
@@ -169,7 +175,8 @@ def test_io_manager_stores_partitions_and_loads_them_together(store):
 
     @asset(partitions_def=parts, io_manager_key="table_io_manager")
     def scores(context) -> pl.DataFrame:
-        return pl.DataFrame({"video_id": ["v1", "v2"], "score": [1.0, 2.0] if context.partition_key == "a" else [3.0, 4.0]})
+        score = [1.0, 2.0] if context.partition_key == "a" else [3.0, 4.0]
+        return pl.DataFrame({"video_id": ["v1", "v2"], "score": score})
 
     @asset(io_manager_key="table_io_manager", ins={"scores": AssetIn(partition_mapping=AllPartitionMapping())},
            metadata={"table": "score_totals"}, partitions_def=parts)

@@ -27,12 +27,22 @@ import pytest
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster import (
-    AllPartitionMapping, AssetIn, AssetKey, DagsterInstance, Definitions, RunsFilter, StaticPartitionsDefinition, asset, materialize,
+    AllPartitionMapping,
+    AssetIn,
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    RunsFilter,
+    StaticPartitionsDefinition,
+    asset,
+    materialize,
 )
 from dagster_k8s import K8sRunLauncher, k8s_job_executor
 from dagster_k8s.job import get_user_defined_k8s_config
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from support.ports import free_ports
+from support.seaweedfs import SeaweedFS, seaweedfs
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.definitions import ASSETS, build_definitions
 from tiktokfer_assets.environments import production_resources, resources_for
@@ -40,7 +50,6 @@ from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.resources.parquet_io_manager import ParquetIOManager
 from tiktokfer_assets.resources.table_store import with_partition
 from tiktokfer_assets.tables import PARTITION_COLUMN, conform
-from tiktokfer_assets.testkit.seaweedfs import SeaweedFS, free_ports, seaweedfs
 
 PROJECT = Path(__file__).resolve().parent.parent
 BUCKET = "tiktokfer-production-tests"
@@ -248,6 +257,10 @@ def clean(production_runs) -> Run:
 # -- the whole demo partition ------------------------------------------------------------------
 
 
+@pytest.mark.postgres
+@pytest.mark.s3
+@pytest.mark.media
+@pytest.mark.slow
 def test_demo_partition_lands_in_postgres_and_s3(clean, generated, s3, database):
     assert clean.materialized == ASSET_KEYS
     assert clean.reported and clean.stored.rows == clean.reported
@@ -255,7 +268,8 @@ def test_demo_partition_lands_in_postgres_and_s3(clean, generated, s3, database)
         assert pg(database, f'SELECT count(*) FROM clean."{table}" WHERE challenge = %s', ["demo"]) == [(count,)], table
 
     videos = pl.DataFrame(pg(database, "SELECT video_id, role, object_key, size_bytes FROM clean.videos "
-                                       "WHERE challenge = 'demo' ORDER BY video_id"), schema=["video_id", "role", "object_key", "size_bytes"], orient="row")
+                                       "WHERE challenge = 'demo' ORDER BY video_id"),
+                          schema=["video_id", "role", "object_key", "size_bytes"], orient="row")
     good = sorted(v["video_id"] for v in generated.truth["videos"] if not v["corrupt"])
     assert videos.filter(pl.col("role") == "performance")["video_id"].to_list() == good
     client = s3.client()
@@ -268,6 +282,10 @@ def test_demo_partition_lands_in_postgres_and_s3(clean, generated, s3, database)
         client.head_object(Bucket=BUCKET, Key=path.removeprefix(f"s3://{BUCKET}/"))
 
 
+@pytest.mark.postgres
+@pytest.mark.s3
+@pytest.mark.media
+@pytest.mark.slow
 def test_the_run_is_recorded_in_postgres(clean, s3, database, tmp_path):
     (status,) = pg(database, "SELECT status FROM runs WHERE run_id = %s", [clean.run_id])
     assert status == ("SUCCESS",)
@@ -288,7 +306,9 @@ def test_the_run_is_recorded_in_postgres(clean, s3, database, tmp_path):
 # -- faults ----------------------------------------------------------------------------------------
 
 
-def stop_when_objects_appear(server: SeaweedFS, prefix: str, stopped: threading.Event, done: threading.Event, errors: list):
+def stop_when_objects_appear(
+    server: SeaweedFS, prefix: str, stopped: threading.Event, done: threading.Event, errors: list
+):
     """Kill the server the moment the first object under ``prefix`` exists (a crash in the middle of an asset)."""
     client = server.client()
     try:
@@ -302,6 +322,10 @@ def stop_when_objects_appear(server: SeaweedFS, prefix: str, stopped: threading.
         errors.append(exc)
 
 
+@pytest.mark.postgres
+@pytest.mark.s3
+@pytest.mark.media
+@pytest.mark.slow
 def test_s3_outage_in_the_middle_of_an_asset_then_a_clean_rerun(clean, generated, database, tmp_path):
     # the later asset that writes many objects: frames when the pipeline has it
     kind = "frames" if AssetKey("frames") in ASSET_KEYS else "videos"
@@ -333,9 +357,12 @@ def test_s3_outage_in_the_middle_of_an_asset_then_a_clean_rerun(clean, generated
     assert after.referenced <= after.objects
 
 
+@pytest.mark.postgres
+@pytest.mark.s3
 def test_postgres_connection_refused_is_a_clear_error(s3, database, tmp_path):
     (port,) = free_ports(1)
-    with production(production_env(s3, database, "refused", TIKTOKFER_PG_PORT=str(port)), tmp_path) as (resources, instance):
+    env = production_env(s3, database, "refused", TIKTOKFER_PG_PORT=str(port))
+    with production(env, tmp_path) as (resources, instance):
         instance.add_dynamic_partitions("challenge", ["demo"])
         result = run(resources, instance, "demo")
         errors = run_errors(instance, result.run_id)
@@ -344,6 +371,8 @@ def test_postgres_connection_refused_is_a_clear_error(s3, database, tmp_path):
     assert "Connection refused" in errors
 
 
+@pytest.mark.postgres
+@pytest.mark.s3
 def test_wrong_s3_credentials_are_a_clear_error_and_the_secret_is_never_logged(s3, database, tmp_path, capfd):
     secret = f"wrong-secret-{uuid.uuid4().hex}"
     env = production_env(s3, database, "creds", AWS_SECRET_ACCESS_KEY=secret)
@@ -363,6 +392,10 @@ def test_wrong_s3_credentials_are_a_clear_error_and_the_secret_is_never_logged(s
 # -- two partitions at once --------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
+@pytest.mark.s3
+@pytest.mark.media
+@pytest.mark.slow
 def test_two_partitions_materialised_at_once_write_only_their_own_rows(production_runs):
     demo, small = production_runs.demo, production_runs.small
     assert production_runs.overlap_s > 0, "the two runs did not overlap"
@@ -376,12 +409,14 @@ def test_two_partitions_materialised_at_once_write_only_their_own_rows(productio
     for table, challenges in production_runs.challenges.items():
         assert challenges <= {"demo", "small", "bystander"}, table
     # the CLI ran on the production stores
-    assert "Tables: Postgres postgres@127.0.0.1:5432/" in demo.output and f"s3://{BUCKET}/clean at http://127.0.0.1:" in demo.output
+    assert "Tables: Postgres postgres@127.0.0.1:5432/" in demo.output
+    assert f"s3://{BUCKET}/clean at http://127.0.0.1:" in demo.output
 
 
 # -- Parquet on either store ---------------------------------------------------------------------------
 
 
+@pytest.mark.s3
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_parquet_io_manager_is_the_same_class_on_a_folder_and_on_s3(where, s3, tmp_path, monkeypatch):
     parts = StaticPartitionsDefinition(["a", "b"])
@@ -410,7 +445,8 @@ def test_parquet_io_manager_is_the_same_class_on_a_folder_and_on_s3(where, s3, t
     resources = {"parquet_io_manager": manager}
     for key in ("a", "b"):
         result = materialize([embeddings], partition_key=key, resources=resources)
-        assert result.asset_materializations_for_node("embeddings")[0].metadata["dagster/row_count"].value == len(vectors[key])
+        row_count = result.asset_materializations_for_node("embeddings")[0].metadata["dagster/row_count"]
+        assert row_count.value == len(vectors[key])
     assert materialize([embeddings, norms], selection=[norms], partition_key="a", resources=resources).success
 
     if where == "s3":
@@ -423,6 +459,8 @@ def test_parquet_io_manager_is_the_same_class_on_a_folder_and_on_s3(where, s3, t
 # -- Kubernetes ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
+@pytest.mark.s3
 def test_definitions_load_with_the_kubernetes_config(s3, database, tmp_path, monkeypatch):
     """deploy/k8s: the instance (K8sRunLauncher, S3 step logs), the k8s executor and the GPU assets' pod requests."""
     kubeconfig = tmp_path / "kubeconfig"  # stands in for the in-cluster config: nothing is contacted
@@ -442,8 +480,10 @@ def test_definitions_load_with_the_kubernetes_config(s3, database, tmp_path, mon
         monkeypatch.setenv(name, value)
 
     # the code location loads in a fresh process, on that instance, as a code server would
-    validate = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(PROJECT / "workspace.yaml")],
-                              cwd=PROJECT, env={**env, "PATH": str(Path(sys.executable).parent)}, capture_output=True, text=True)
+    validate = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", str(PROJECT / "workspace.yaml")],
+        cwd=PROJECT, env={**env, "PATH": str(Path(sys.executable).parent)}, capture_output=True, text=True,
+    )
     assert validate.returncode == 0, validate.stdout[-3000:] + validate.stderr[-3000:]
 
     with DagsterInstance.get() as instance:
@@ -456,9 +496,11 @@ def test_definitions_load_with_the_kubernetes_config(s3, database, tmp_path, mon
 
 
 def kubernetes_job():
-    """The project's assets on the production resources with dagster-k8s's executor configured by deploy/k8s/executor.yaml."""
+    """The project's assets on the production resources with dagster-k8s's executor configured by
+    deploy/k8s/executor.yaml."""
     executor = k8s_job_executor.configured(yaml.safe_load((PROJECT / "deploy/k8s/executor.yaml").read_text()))
-    return Definitions(assets=ASSETS, resources=production_resources(), executor=executor).resolve_implicit_global_asset_job_def()
+    definitions = Definitions(assets=ASSETS, resources=production_resources(), executor=executor)
+    return definitions.resolve_implicit_global_asset_job_def()
 
 
 def test_gpu_steps_ask_kubernetes_for_a_gpu(monkeypatch):
@@ -478,11 +520,12 @@ def test_helm_values_agree_with_the_instance_config():
     instance = yaml.safe_load((PROJECT / "deploy/k8s/dagster.yaml").read_text())
     values = yaml.safe_load((PROJECT / "deploy/k8s/values.yaml").read_text())
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["dagster-user-deployments"]["deployments"][0]["dagsterApiGrpcArgs"] == ["-m", "tiktokfer_assets.definitions"]
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", "tiktokfer_assets.definitions"]
     runs, pools = values["concurrency"]["runs"], values["concurrency"]["pools"]
     assert runs["maxConcurrentRuns"] == instance["concurrency"]["runs"]["max_concurrent_runs"]
-    assert [(l["key"], l["limit"]) for l in runs["tagConcurrencyLimits"]] == \
-        [(l["key"], l["limit"]) for l in instance["concurrency"]["runs"]["tag_concurrency_limits"]]
+    assert [(limit["key"], limit["limit"]) for limit in runs["tagConcurrencyLimits"]] == \
+        [(limit["key"], limit["limit"]) for limit in instance["concurrency"]["runs"]["tag_concurrency_limits"]]
     assert pools["defaultLimit"] == instance["concurrency"]["pools"]["default_limit"] == 1
     assert values["dagsterDaemon"]["runRetries"]["maxRetries"] == instance["run_retries"]["max_retries"]
     for launcher in (values["runLauncher"]["config"]["k8sRunLauncher"], instance["run_launcher"]["config"]):

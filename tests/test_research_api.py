@@ -38,6 +38,7 @@ def store(tmp_path) -> DuckDBTableStore:
     return DuckDBTableStore(path=str(tmp_path / "tables.duckdb"))
 
 
+@pytest.mark.postgres
 def test_the_request_count_is_kept_per_day_in_postgres_too(database):
     def ledger() -> TableStoreLedger:  # a new store object each time, as a new process would have
         return TableStoreLedger(PostgresTableStore(dbname=database, db_schema="research_usage"))

@@ -10,6 +10,7 @@ from dagster import EnvVar, build_sensor_context, materialize
 
 from automation_support import small_challenge
 from research_api_fake import CLIENT_KEY, CLIENT_SECRET, FakeResearchApi, serve_research_api, video
+from support.video_server import Route, serve_videos
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.automation.new_video_sensor import NewVideoCursor, build_new_video_sensor, fingerprint
 from tiktokfer_assets.challenges import parse_challenge
@@ -17,7 +18,8 @@ from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.resources.research_api_usage import TableStoreLedger
 from tiktokfer_assets.resources.video_source import ResearchApiConfig, VideoSourceResource
 from tiktokfer_assets.sources.research_api import CREDENTIAL_VARIABLES
-from tiktokfer_assets.testkit.video_server import Route, serve_videos
+
+pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 MUSIC = 6727954870776695557
 TODAY = dt.datetime.now(dt.timezone.utc).date()

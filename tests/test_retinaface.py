@@ -20,6 +20,8 @@ from tiktokfer_assets.vision.crops import contact_sheet, encode_jpeg, square_cro
 from tiktokfer_assets.vision.detector import Detection, FaceDetector
 from tiktokfer_assets.vision.retinaface import CheckpointError, load_retinaface, prior_boxes
 
+pytestmark = pytest.mark.media
+
 WEIGHTS = weights_dir() / "retinaface_mobilenet0.25.pth"
 PERSON_PHOTOS = sorted(p for p in (media_dir() / "faces").glob("*/*") if p.suffix in {".jpg", ".png"})
 SCENE_COUNTS = {
@@ -187,7 +189,10 @@ def test_wrong_checkpoint_fails_clearly(tmp_path):
     state = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
     renamed = tmp_path / "renamed.pth"
     torch.save({k.replace("ClassHead", "ClsHead"): v for k, v in state.items()}, renamed)
-    with pytest.raises(CheckpointError, match=r"renamed\.pth is not a RetinaFace.*6 missing keys.*ClassHead.*6 unexpected keys.*ClsHead"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"renamed\.pth is not a RetinaFace.*6 missing keys.*ClassHead.*6 unexpected keys.*ClsHead",
+    ):
         load_retinaface(renamed)
 
     reshaped = tmp_path / "reshaped.pth"

@@ -12,9 +12,12 @@ import pytest
 from dagster import EnvVar, build_init_resource_context
 from dagster_aws.s3 import S3Resource
 
+from support.ports import free_ports
+from support.seaweedfs import seaweedfs
 from tiktokfer_assets.resources.object_store import ObjectStoreError
 from tiktokfer_assets.resources.s3_object_store import S3ObjectStore
-from tiktokfer_assets.testkit.seaweedfs import free_ports, seaweedfs
+
+pytestmark = pytest.mark.s3
 
 BUCKET = "tiktokfer-tests"
 
@@ -53,7 +56,9 @@ def test_objects_round_trip_under_the_prefix(store, server, tmp_path):
     assert store.get_bytes("frames/demo/v01/000500.jpg") == b"jpeg"
     assert store.exists("videos/demo/v01/video.mp4") and not store.exists("videos/demo/v02/video.mp4")
     assert store.list_keys("frames/demo/") == ["frames/demo/v01/000500.jpg"]
-    assert store.list_keys("") == ["frames/demo/v01/000500.jpg", "frames/other/v01/000500.jpg", "videos/demo/v01/video.mp4"]
+    assert store.list_keys("") == [
+        "frames/demo/v01/000500.jpg", "frames/other/v01/000500.jpg", "videos/demo/v01/video.mp4",
+    ]
     prefix = store.prefix.strip("/")
     assert raw_keys(server, prefix + "/") == [f"{prefix}/{key}" for key in store.list_keys("")]
     assert store.uri("videos/demo/v01/video.mp4") == f"s3://{BUCKET}/{prefix}/videos/demo/v01/video.mp4"
@@ -65,7 +70,9 @@ def test_objects_round_trip_under_the_prefix(store, server, tmp_path):
 
 
 def test_large_files_go_up_in_parts_and_come_down_intact(server, tmp_path):
-    store = S3ObjectStore(s3=s3(server), bucket=BUCKET, prefix="multipart", multipart_threshold_mb=5, multipart_chunksize_mb=5)
+    store = S3ObjectStore(
+        s3=s3(server), bucket=BUCKET, prefix="multipart", multipart_threshold_mb=5, multipart_chunksize_mb=5
+    )
     big = tmp_path / "big.mp4"
     big.write_bytes(os.urandom(12 * 1024 * 1024 + 123))  # 3 parts of at most 5 MiB
     store.put_file("videos/demo/big/video.mp4", big)
@@ -144,7 +151,8 @@ def test_env_var_settings_resolve_outside_a_run(server, monkeypatch):
         monkeypatch.setenv(name, value)
     store = S3ObjectStore(
         s3=S3Resource(endpoint_url=EnvVar("TIKTOKFER_S3_ENDPOINT"), region_name="us-east-1",
-                      aws_access_key_id=EnvVar("AWS_ACCESS_KEY_ID"), aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY")),
+                      aws_access_key_id=EnvVar("AWS_ACCESS_KEY_ID"),
+                      aws_secret_access_key=EnvVar("AWS_SECRET_ACCESS_KEY")),
         bucket=BUCKET, prefix="env",
     )
     store.put_bytes("videos/demo/v01/video.mp4", b"v")

@@ -21,6 +21,8 @@ from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.registry import get_challenge, register_challenge, stored_challenges
 
+pytestmark = [pytest.mark.media, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
@@ -79,7 +81,9 @@ def test_broken_definitions_are_logged_and_skipped(small, folder, instance, reso
     sensor = build_challenge_sensor()
     (folder / "a_syntax.yaml").write_text("name: [unclosed\n")
     write_definition(small, folder / "b_bad_name.yaml", name="Bad Name!")
-    write_definition(small, folder / "c_no_baseline.yaml", name="nobaseline", baseline={"path": str(folder / "missing.mp4")})
+    write_definition(
+        small, folder / "c_no_baseline.yaml", name="nobaseline", baseline={"path": str(folder / "missing.mp4")}
+    )
     write_definition(small, folder / "d_good.yaml", name="good")
     write_definition(small, folder / "e_same_name.yaml", name="good", max_videos=3)
 
@@ -127,7 +131,8 @@ def ingested(small, tmp_path, instance, resources):
     root = tmp_path / "small"
     shutil.copytree(small.root, root)
     challenge = load_challenge(write_definition(small, tmp_path / "small.yaml"))
-    challenge = challenge.model_copy(update={"source": challenge.source.model_copy(update={"path": str(root / "videos")})})
+    source = challenge.source.model_copy(update={"path": str(root / "videos")})
+    challenge = challenge.model_copy(update={"source": source})
     register_challenge(challenge, resources["table_store"], instance)
     result = materialize([videos], partition_key=challenge.name, resources=resources, instance=instance)
     assert result.success
@@ -171,7 +176,8 @@ def test_listing_is_bounded_per_challenge(ingested, instance, resources):
 def test_challenges_are_visited_round_robin(small, tmp_path, instance, resources):
     store = resources["table_store"]
     for name in ("r1", "r2", "r3"):
-        register_challenge(load_challenge(write_definition(small, tmp_path / f"{name}.yaml", name=name)), store, instance)
+        challenge = load_challenge(write_definition(small, tmp_path / f"{name}.yaml", name=name))
+        register_challenge(challenge, store, instance)
     sensor = build_new_video_sensor(challenges_per_tick=2)
     first = tick(sensor, instance, resources)
     second = tick(sensor, instance, resources, first.cursor)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-import torch
 
 from tiktokfer_assets.identity.clustering import (
     ConstraintConflict,
@@ -103,7 +102,7 @@ def test_top_k_edge_cases():
         top_k_similarities(x, floor=1.5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 def test_top_k_on_cuda_matches_cpu():
     _, x, _ = planted(20, 8, 140, dim=24, noise=0.9, seed=1)
     cpu = as_dict(top_k_similarities(x, k=5, floor=0.2, block_size=64))

@@ -13,6 +13,8 @@ from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.registry import register_challenge
 
+pytestmark = [pytest.mark.media, pytest.mark.slow]
+
 
 @pytest.fixture
 def matched(generated, resources, instance, registered):

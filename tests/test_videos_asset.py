@@ -5,15 +5,18 @@ from __future__ import annotations
 import shutil
 
 import polars as pl
+import pytest
 from dagster import materialize
 
+from support.results import step_failure_text
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.fetch import sha256_of
 from tiktokfer_assets.media.probe import probe
 from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.testkit.generator import build_challenge
-from tiktokfer_assets.testkit.results import step_failure_text
+
+pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
 def run_videos(resources, instance, challenge="demo"):
@@ -38,7 +41,9 @@ def test_every_good_video_is_a_row_with_its_duration_and_size(generated, resourc
         expected = truth[row["video_id"]]
         assert abs(row["original_duration_s"] - expected["duration_s"]) < 0.1, row["video_id"]
         assert row["duration_s"] <= registered.max_video_seconds + 0.1
-        width, height = (720, 640) if len(expected["people"]) == 2 else (640, 360) if expected["sideways"] else (360, 640)
+        width, height = (
+            (720, 640) if len(expected["people"]) == 2 else (640, 360) if expected["sideways"] else (360, 640)
+        )
         assert (row["width"], row["height"]) == (width, height), row["video_id"]
         assert row["has_audio"] == expected["has_audio"]
         stored = resources["object_store"].uri(row["object_key"])

@@ -1,15 +1,19 @@
-"""The videos asset with a yt-dlp source over a loopback server: failures recorded, re-runs fetch only what is missing."""
+"""The videos asset with a yt-dlp source over a loopback server: failures recorded, re-runs fetch only what is
+missing."""
 
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from dagster import materialize
 
+from support.video_server import Route, serve_videos
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.challenges import parse_challenge
 from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.resources.video_source import VideoSourceResource
-from tiktokfer_assets.testkit.video_server import Route, serve_videos
+
+pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
 def test_partial_failure_then_rerun_fetches_only_the_missing(generated, resources, instance):
@@ -23,7 +27,9 @@ def test_partial_failure_then_rerun_fetches_only_the_missing(generated, resource
     with serve_videos(routes) as server:
         challenge = parse_challenge({
             "name": "remote",
-            "source": {"kind": "yt_dlp", "urls": [server.url(p) for p in ("/v01.mp4", "/v02.mp4", "/v04.mp4", "/gone.mp4")]},
+            "source": {
+                "kind": "yt_dlp", "urls": [server.url(p) for p in ("/v01.mp4", "/v02.mp4", "/v04.mp4", "/gone.mp4")],
+            },
             "baseline": {"url": server.url("/baseline.mp4"), "video_id": "baseline"},
             "prompts": generated.truth["prompts"],
             "max_video_seconds": 20,

@@ -9,6 +9,8 @@ import pytest
 
 from automation_support import Chromium, dagster_dev, small_challenge, wait_for_run
 
+pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
+
 CORE_ASSETS = ["videos", "subvideos", "frames", "faces", "individuals", "unique_faces"]
 REPOSITORY = "__repository__"  # the repository name Dagster gives a Definitions object
 LOCATION = "tiktokfer_assets.definitions"  # workspace.yaml loads the module under its own name

@@ -19,6 +19,7 @@ from yt_dlp.networking.common import Response
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError
 
+from support.video_server import Route, ServedVideos, serve_videos
 from tiktokfer_assets.media.probe import probe
 from tiktokfer_assets.sources.base import FetchError, VideoRef
 from tiktokfer_assets.sources.download_pool import Progress, fetch_all
@@ -31,14 +32,14 @@ from tiktokfer_assets.sources.ytdlp import (
     tiktok_video_url,
     video_id_from_url,
 )
-from tiktokfer_assets.testkit.video_server import Route, ServedVideos, serve_videos
 
 TIKTOK_URL = "https://www.tiktok.com/@maya.makes.faces/video/7290857393721888046"
 
 
 def _make_video(path: Path, seconds: float, size: str) -> Path:
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=15:duration={seconds}",
+        ["ffmpeg", "-nostdin", "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=15:duration={seconds}",
          "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
          "-c:a", "aac", "-shortest", str(path)], check=True)
     return path

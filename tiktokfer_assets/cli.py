@@ -57,7 +57,8 @@ def cmd_challenge_list(args) -> None:
     if rows.is_empty():
         print("no challenges registered; add one with `tiktokfer challenge add FILE.yaml`")
         return
-    for row in rows.sort("challenge").select("challenge", "version", pl.col("registered_at").cast(pl.String)).iter_rows():
+    listed = rows.sort("challenge").select("challenge", "version", pl.col("registered_at").cast(pl.String))
+    for row in listed.iter_rows():
         print("\t".join(row))
 
 
@@ -112,11 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     fetch = sub.add_parser("fetch", help="fetch weights and media from weights/manifest.tsv, verifying sha256")
-    fetch.add_argument("--source", default=None, help="local folder laid out like the manifest (default: $TIKTOKFER_FETCH_SOURCE, else the URLs)")
+    fetch.add_argument("--source", default=None,
+                       help="local folder laid out like the manifest (default: $TIKTOKFER_FETCH_SOURCE, else the URLs)")
     fetch.add_argument("--only", default=None, help="only manifest paths starting with this (e.g. weights/)")
     fetch.set_defaults(func=cmd_fetch)
 
-    challenge = sub.add_parser("challenge", help="register, list and show challenges").add_subparsers(dest="action", required=True)
+    challenge = sub.add_parser("challenge", help="register, list and show challenges").add_subparsers(
+        dest="action", required=True
+    )
     add = challenge.add_parser("add", help="validate and register challenge YAML files")
     add.add_argument("files", nargs="+")
     add.set_defaults(func=cmd_challenge_add)
@@ -135,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument("name")
     materialize.set_defaults(func=cmd_materialize)
 
-    demo = sub.add_parser("demo", help="fetch, generate the demo challenge, register it, materialise everything, summarise")
+    demo = sub.add_parser(
+        "demo", help="fetch, generate the demo challenge, register it, materialise everything, summarise"
+    )
     demo.add_argument("--source", default=None, help="as for fetch")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)

@@ -13,12 +13,12 @@ from tiktokfer_assets.assets.individuals import face_embeddings, individuals
 from tiktokfer_assets.assets.subvideos import subvideos
 from tiktokfer_assets.assets.unique_faces import unique_faces
 from tiktokfer_assets.assets.videos import videos
-from tiktokfer_assets.environments import current_environment, resources_for
-from tiktokfer_assets.paths import PROJECT_ROOT
 
 # automation and table checks (issue 8): kept apart from the asset list
 from tiktokfer_assets.automation import JOBS, SCHEDULES, SENSORS
 from tiktokfer_assets.checks import TABLE_CHECKS
+from tiktokfer_assets.environments import current_environment, resources_for
+from tiktokfer_assets.paths import PROJECT_ROOT
 
 ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces]
 
@@ -36,11 +36,15 @@ def executor_for(name: str | None = None):
     if name == "in_process":
         return in_process_executor
     if name == "multiprocess":
-        return multiprocess_executor.configured({"max_concurrent": int(os.environ.get("TIKTOKFER_MAX_CONCURRENT", "0"))})
+        return multiprocess_executor.configured(
+            {"max_concurrent": int(os.environ.get("TIKTOKFER_MAX_CONCURRENT", "0"))}
+        )
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 
-        return k8s_job_executor.configured(yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "executor.yaml").read_text()))
+        return k8s_job_executor.configured(
+            yaml.safe_load((PROJECT_ROOT / "deploy" / "k8s" / "executor.yaml").read_text())
+        )
     raise ValueError(f"TIKTOKFER_EXECUTOR={name!r}: expected 'in_process', 'multiprocess' or 'k8s'")
 
 

@@ -87,8 +87,8 @@ def production_resources() -> dict:
     """
     bucket = os.environ.get("TIKTOKFER_S3_BUCKET")
     if not bucket:
-        raise ValueError("TIKTOKFER_ENV=production needs TIKTOKFER_S3_BUCKET (the S3 bucket for media and Parquet files); "
-                         "see the README's Production section for every setting")
+        raise ValueError("TIKTOKFER_ENV=production needs TIKTOKFER_S3_BUCKET (the S3 bucket for media and Parquet "
+                         "files); see the README's Production section for every setting")
     prefix = os.environ.get("TIKTOKFER_S3_PREFIX", "").strip("/")
     credentials = {
         "endpoint_url": _env("TIKTOKFER_S3_ENDPOINT"),
@@ -111,7 +111,9 @@ def production_resources() -> dict:
         ),
         "table_store": table_store,
         "table_io_manager": PolarsTableIOManager(store=table_store),
-        "parquet_io_manager": ParquetIOManager(base_path=f"s3://{bucket}/{prefix + '/' if prefix else ''}parquet", **credentials),
+        "parquet_io_manager": ParquetIOManager(
+            base_path=f"s3://{bucket}/{prefix + '/' if prefix else ''}parquet", **credentials
+        ),
         "gpu": GpuResource(),
         "video_sources": video_sources(table_store),
     }

@@ -49,7 +49,12 @@ def trim(src: Path, dst: Path, max_seconds: float) -> None:
     except (ffmpeg.Error, ProbeError):
         pass
     try:
-        ffmpeg.input(str(src)).output(str(dst), t=max_seconds, vcodec="libx264", preset="veryfast", acodec="aac").overwrite_output().run(quiet=True)
+        (
+            ffmpeg.input(str(src))
+            .output(str(dst), t=max_seconds, vcodec="libx264", preset="veryfast", acodec="aac")
+            .overwrite_output()
+            .run(quiet=True)
+        )
     except ffmpeg.Error as exc:
         raise IngestError("trim", f"could not cut to {max_seconds}s: {_ffmpeg_error(exc)}") from exc
 

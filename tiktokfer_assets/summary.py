@@ -21,7 +21,9 @@ def challenge_summary(challenge: str, store: TableStore, objects: ObjectStore) -
             continue
         detail = ""
         if table == "subvideos" and "found" in df.columns:
-            performances = df.join(store.read("videos", [challenge]).filter(pl.col("role") == "performance").select("video_id"), on="video_id")
+            stored_videos = store.read("videos", [challenge])
+            performance_ids = stored_videos.filter(pl.col("role") == "performance").select("video_id")
+            performances = df.join(performance_ids, on="video_id")
             found = int(performances["found"].sum() or 0)
             detail = f"  ({found} prompts found, {performances.height - found} not found in performance videos)"
         if table == "faces_with_final_ind" and "individual_id" in df.columns:

@@ -172,7 +172,9 @@ def conform(table: str, rows: list[dict] | pl.DataFrame) -> pl.DataFrame:
     schema = SCHEMAS[table]
     if len(rows) == 0:
         return empty(table)
-    df = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows, schema_overrides=schema, infer_schema_length=None)
+    df = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(
+        rows, schema_overrides=schema, infer_schema_length=None
+    )
     unknown = set(df.columns) - set(schema) - {PARTITION_COLUMN}
     if unknown:
         raise ValueError(f"table {table!r} has no columns {sorted(unknown)}")

@@ -37,7 +37,9 @@ class FacesConfig(Config):
 
 def face_row(frame: dict, rank: int, detection: Detection, key: str) -> dict:
     x1, y1, x2, y2 = detection.box
-    landmarks = {f"lm{i}_{axis}": value for i, point in enumerate(detection.landmarks) for axis, value in zip("xy", point)}
+    landmarks = {
+        f"lm{i}_{axis}": value for i, point in enumerate(detection.landmarks) for axis, value in zip("xy", point)
+    }
     return {
         "face_id": f"{frame['frame_id']}/{rank}",
         "frame_id": frame["frame_id"],
@@ -60,8 +62,14 @@ def contact_sheet_markdown(png: bytes) -> MetadataValue:
 
 @multi_asset(
     outs={
-        "faces": AssetOut(io_manager_key="table_io_manager", description="One row per detected face: box, score, landmarks, rotation, crop key, prompt label."),
-        "nofaces": AssetOut(io_manager_key="table_io_manager", description="Frames without any face, even after the 90-degree retries."),
+        "faces": AssetOut(
+            io_manager_key="table_io_manager",
+            description="One row per detected face: box, score, landmarks, rotation, crop key, prompt label.",
+        ),
+        "nofaces": AssetOut(
+            io_manager_key="table_io_manager",
+            description="Frames without any face, even after the 90-degree retries.",
+        ),
     },
     partitions_def=challenge_partitions,
     group_name="frames_and_faces",
@@ -79,9 +87,13 @@ def faces(
     weights = require_file(RETINAFACE_WEIGHTS)
     detector = gpu.model(
         f"retinaface:{config.score_threshold}:{config.max_size}",
-        lambda device, batch_size: FaceDetector(weights, device, batch_size, config.score_threshold, max_size=config.max_size),
+        lambda device, batch_size: FaceDetector(
+            weights, device, batch_size, config.score_threshold, max_size=config.max_size
+        ),
     )
-    context.log.info(f"{challenge}: detecting faces in {frames.height} frames on {detector.device} (batch {detector.batch_size})")
+    context.log.info(
+        f"{challenge}: detecting faces in {frames.height} frames on {detector.device} (batch {detector.batch_size})"
+    )
     face_rows, noface_rows, sample = [], [], []
     ordered = frames.sort("frame_id").to_dicts()
     for start in range(0, len(ordered), config.chunk_frames):
@@ -89,7 +101,9 @@ def faces(
         images = [decode_image(object_store.get_bytes(frame["object_key"])) for frame in chunk]
         for frame, image, detections in zip(chunk, images, detector.detect(images)):
             if not detections:
-                noface_rows.append({k: frame[k] for k in ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label")})
+                noface_rows.append(
+                    {k: frame[k] for k in ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label")}
+                )
             for rank, detection in enumerate(detections):
                 crop = square_crop(image, detection.box, config.margin, detection.rotation)
                 key = f"faces/{challenge}/{frame['frame_id']}_{rank}.jpg"
@@ -97,7 +111,9 @@ def faces(
                 face_rows.append(face_row(frame, rank, detection, key))
                 if len(sample) < config.contact_sheet_faces and rank == 0 and len(face_rows) % 3 == 1:
                     sample.append(crop)
-        context.log.info(f"{challenge}: {min(start + len(chunk), len(ordered))}/{len(ordered)} frames, {len(face_rows)} faces")
+        context.log.info(
+            f"{challenge}: {min(start + len(chunk), len(ordered))}/{len(ordered)} frames, {len(face_rows)} faces"
+        )
 
     table = conform("faces", face_rows).sort("face_id")
     nofaces_table = conform("nofaces", noface_rows).sort("frame_id")

@@ -103,7 +103,9 @@ def frames(
         "frames": table.height,
         "videos": table["video_id"].n_unique(),
         "labelled_frames": labelled.height,
-        "frames_per_label": MetadataValue.md(markdown_preview(labelled.group_by("prompt_label").len().sort("prompt_label"), rows=50)),
+        "frames_per_label": MetadataValue.md(
+            markdown_preview(labelled.group_by("prompt_label").len().sort("prompt_label"), rows=50)
+        ),
         "videos_with_decode_errors": MetadataValue.json(broken),
         "stale_objects_removed": removed,
     })

@@ -70,7 +70,9 @@ def face_embeddings(
     vectors = []
     for chunk in ordered.iter_slices(config.chunk_faces):
         decoded = {fid: decode_image(object_store.get_bytes(keys[fid])) for fid in chunk["frame_id"].unique()}
-        landmarks = [np.asarray(row, dtype=np.float64).reshape(5, 2) for row in chunk.select(LANDMARK_COLUMNS).iter_rows()]
+        landmarks = [
+            np.asarray(row, dtype=np.float64).reshape(5, 2) for row in chunk.select(LANDMARK_COLUMNS).iter_rows()
+        ]
         vectors.append(embedder.embed([decoded[fid] for fid in chunk["frame_id"]], landmarks))
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
     context.log.info(f"{context.partition_key}: {len(matrix)} faces embedded with {embedder.name} ({embedder.dim}-d)")
@@ -111,9 +113,20 @@ def flag_baseline_creator(final: pl.DataFrame, baseline_video_id: str | None) ->
 
 @multi_asset(
     outs={
-        "faces_with_intra_ind": AssetOut(io_manager_key="table_io_manager", description="Faces with their track within the video (coordinate tracking)."),
-        "similarities": AssetOut(io_manager_key="table_io_manager", description="Cosine similarity of track mean embeddings: top-k pairs above a floor."),
-        "individuals": AssetOut(io_manager_key="table_io_manager", metadata={"table": "faces_with_final_ind"}, description="Faces with their individual across videos, after manual corrections (table faces_with_final_ind)."),
+        "faces_with_intra_ind": AssetOut(
+            io_manager_key="table_io_manager",
+            description="Faces with their track within the video (coordinate tracking).",
+        ),
+        "similarities": AssetOut(
+            io_manager_key="table_io_manager",
+            description="Cosine similarity of track mean embeddings: top-k pairs above a floor.",
+        ),
+        "individuals": AssetOut(
+            io_manager_key="table_io_manager",
+            metadata={"table": "faces_with_final_ind"},
+            description="Faces with their individual across videos, after manual corrections "
+            "(table faces_with_final_ind).",
+        ),
     },
     partitions_def=challenge_partitions,
     group_name="individuals",
@@ -140,13 +153,18 @@ def individuals(
     if missing:
         raise RuntimeError(f"{challenge}: {missing} faces have no embedding; re-materialise face_embeddings")
     backend = embedded["backend"][0] if embedded.height else "mobilefacenet"
-    track_ids, vectors = track_means(np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list())
+    track_ids, vectors = track_means(
+        np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list()
+    )
     if vectors.size:
-        i, j, sim = top_k_similarities(vectors, k=config.neighbours, floor=config.similarity_floor, device=gpu.torch_device)
+        i, j, sim = top_k_similarities(
+            vectors, k=config.neighbours, floor=config.similarity_floor, device=gpu.torch_device
+        )
     else:
         i, j, sim = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
     pairs_table = conform("similarities", pl.DataFrame({
-        "track_a": [track_ids[k] for k in i], "track_b": [track_ids[k] for k in j], "similarity": sim.astype(np.float64),
+        "track_a": [track_ids[k] for k in i], "track_b": [track_ids[k] for k in j],
+        "similarity": sim.astype(np.float64),
     }))
     yield Output(pairs_table, "similarities", metadata={"pairs": pairs_table.height, "tracks": len(track_ids)})
 
@@ -168,7 +186,10 @@ def individuals(
     per_individual = table.group_by("individual_id").agg(
         videos=pl.col("video_id").n_unique(), faces=pl.len(), creator=pl.col("is_baseline_creator").first()
     ).sort("individual_id")
-    context.log.info(f"{challenge}: {len(track_ids)} tracks -> {per_individual.height} individuals ({config.method}, threshold {threshold})")
+    context.log.info(
+        f"{challenge}: {len(track_ids)} tracks -> {per_individual.height} individuals "
+        f"({config.method}, threshold {threshold})"
+    )
     yield Output(table, "individuals", metadata={
         "individuals": per_individual.height,
         "tracks": len(track_ids),

@@ -88,7 +88,9 @@ def subvideos(
 
         baseline_audio, problem = audio_of(baseline)
         if baseline_audio is None:
-            raise RuntimeError(f"{challenge.name}: the baseline video has no usable audio ({problem}); prompts cannot be located")
+            raise RuntimeError(
+                f"{challenge.name}: the baseline video has no usable audio ({problem}); prompts cannot be located"
+            )
         locator = PromptLocator(baseline_audio, prompts, config.sample_rate)
 
         def locate(video: dict) -> list[dict]:
@@ -110,5 +112,7 @@ def subvideos(
         "prompts_found": found,
         "prompts_not_found": total - found,
         "not_found_by_reason": MetadataValue.md(markdown_preview(not_found)),
-        "median_score_found": float(table.filter(pl.col("found") & (pl.col("video_id") != baseline["video_id"]))["score"].median() or 0.0),
+        "median_score_found": float(
+            table.filter(pl.col("found") & (pl.col("video_id") != baseline["video_id"]))["score"].median() or 0.0
+        ),
     })

@@ -28,9 +28,15 @@ def unique_faces(
     individuals: pl.DataFrame,
     object_store: ObjectStore,
 ):
-    crops = {row["face_id"]: object_store.get_bytes(row["object_key"]) for row in individuals.select("face_id", "object_key").iter_rows(named=True)}
+    crops = {
+        row["face_id"]: object_store.get_bytes(row["object_key"])
+        for row in individuals.select("face_id", "object_key").iter_rows(named=True)
+    }
     kept = select_unique(
-        individuals.select("face_id", "individual_id", "video_id", "track_id", "timestamp_s", "prompt_label", "score", "object_key", "is_baseline_creator"),
+        individuals.select(
+            "face_id", "individual_id", "video_id", "track_id", "timestamp_s", "prompt_label", "score", "object_key",
+            "is_baseline_creator",
+        ),
         crops,
         max_distance_threshold=config.max_distance_threshold,
     )

@@ -36,8 +36,14 @@ def _reusable(ref: VideoRef, previous: dict | None, object_store: ObjectStore) -
 
 @multi_asset(
     outs={
-        "videos": AssetOut(io_manager_key="table_io_manager", description="One row per stored video (baseline and performances)."),
-        "video_failures": AssetOut(io_manager_key="table_io_manager", description="Videos that could not be fetched or decoded, with the reason."),
+        "videos": AssetOut(
+            io_manager_key="table_io_manager",
+            description="One row per stored video (baseline and performances).",
+        ),
+        "video_failures": AssetOut(
+            io_manager_key="table_io_manager",
+            description="Videos that could not be fetched or decoded, with the reason.",
+        ),
     },
     partitions_def=challenge_partitions,
     group_name="ingest",
@@ -100,7 +106,8 @@ def videos(
     if refs and performances == 0:
         raise Failure(f"{challenge.name}: none of the {len(refs)} videos could be ingested; see video_failures")
     context.log.info(
-        f"{challenge.name}: {performances} videos stored ({skipped} unchanged), {len(failures)} failed, {orphans} stale objects removed"
+        f"{challenge.name}: {performances} videos stored ({skipped} unchanged), {len(failures)} failed, "
+        f"{orphans} stale objects removed"
     )
     yield Output(table, "videos", metadata={
         "videos": performances,

@@ -71,7 +71,8 @@ def decode_audio(path: str | PathLike[str], sample_rate: int = 16000) -> np.ndar
 
 
 def signal_dbfs(signal: np.ndarray) -> float:
-    """RMS level of ``signal`` in dB relative to full scale (a full-scale sine is -3 dBFS); -inf when empty or all zero."""
+    """RMS level of ``signal`` in dB relative to full scale (a full-scale sine is -3 dBFS); -inf when empty or
+    all zero."""
     if signal.size == 0:
         return float("-inf")
     samples = np.ravel(signal)

@@ -354,7 +354,8 @@ def _fine_search(template: _Template, video: np.ndarray, centre: float) -> _Fine
     norms = np.sqrt(np.maximum(np.interp(lags, np.arange(len(energy)), energy) * template.energy, 1e-30))
     scores = _lanczos(products, lags) / norms
     x, peak = float(lags[int(np.argmax(scores))]), min(float(scores.max()), 1.0)  # interpolation may overshoot 1 a hair
-    before, after = curve[max(0, best - _FINE_HALF) : max(0, best - _MAIN_LOBE)], curve[best + _MAIN_LOBE + 1 : best + _FINE_HALF + 1]
+    before = curve[max(0, best - _FINE_HALF) : max(0, best - _MAIN_LOBE)]
+    after = curve[best + _MAIN_LOBE + 1 : best + _FINE_HALF + 1]
     sidelobe = float(np.abs(np.concatenate([before, after])).max(initial=0.0))
     return _Fine(
         lag=lo + x,
@@ -388,7 +389,8 @@ def _halves_ncc(template: np.ndarray, segment: np.ndarray, sum2: np.ndarray, x: 
 
 
 def _peaks(curve: np.ndarray, min_distance: int, count: int) -> list[int]:
-    """Indices of up to ``count`` maxima of ``curve``, best first, each at least ``min_distance`` from the better ones."""
+    """Indices of up to ``count`` maxima of ``curve``, best first, each at least ``min_distance`` from the better
+    ones."""
     curve = curve.copy()
     found: list[int] = []
     while len(found) < count and curve.size and np.isfinite(curve).any():
@@ -424,7 +426,9 @@ class PromptLocator:
     is what the subvideos asset does for the thousands of videos of a challenge.
     """
 
-    def __init__(self, baseline: np.ndarray, prompts: Sequence[Prompt], sample_rate: int, *, min_score: float = MIN_SCORE):
+    def __init__(
+        self, baseline: np.ndarray, prompts: Sequence[Prompt], sample_rate: int, *, min_score: float = MIN_SCORE
+    ):
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         if not 0.0 < min_score <= 1.0:
@@ -433,7 +437,9 @@ class PromptLocator:
         baseline_s = len(baseline) / sample_rate
         for i, p in enumerate(prompts):
             if p.end_s > baseline_s + 1.0 / sample_rate:
-                raise ValueError(f"prompt {p.label!r} ends at {p.end_s} s, after the baseline's end ({baseline_s:.3f} s)")
+                raise ValueError(
+                    f"prompt {p.label!r} ends at {p.end_s} s, after the baseline's end ({baseline_s:.3f} s)"
+                )
             if i and p.start_s < prompts[i - 1].end_s:
                 raise ValueError(f"prompt {p.label!r} starts before the prompt preceding it ends")
             if is_silent(baseline[int(p.start_s * sample_rate) : int(p.end_s * sample_rate)]):
@@ -614,7 +620,8 @@ class _VideoMatch:
         return matches
 
     def fits_order(self, i: int, fine: _Fine, chosen: list[_Fine | None]) -> bool:
-        """True when snippet i at ``fine`` starts after every placed earlier prompt ends and ends before every later one starts."""
+        """True when snippet i at ``fine`` starts after every placed earlier prompt ends and ends before every
+        later one starts."""
         start, end = fine.lag, fine.lag + self.snippets[i].length
         for j, other in enumerate(chosen):
             if other is None or j == i:

@@ -69,7 +69,9 @@ def _face_embeddings(
 ) -> list[np.ndarray]:
     """Per image, the ``(faces, dim)`` embeddings of every face found in it (aligned on its landmarks)."""
     detections = detector.detect(images)
-    faces = [(images[i], np.asarray(d.landmarks, dtype=np.float64)) for i, found in enumerate(detections) for d in found]
+    faces = [
+        (images[i], np.asarray(d.landmarks, dtype=np.float64)) for i, found in enumerate(detections) for d in found
+    ]
     if not faces:
         return [np.empty((0, embedder.dim), dtype=np.float32) for _ in images]
     vectors = embedder.embed([image for image, _ in faces], [points for _, points in faces])

@@ -128,7 +128,9 @@ def deliver(feed: str, alerts: pl.DataFrame, webhook_url: str | None) -> pl.Data
             return f"failed: {exc}"
         return "sent"
 
-    return alerts.with_columns(webhook_status=pl.Series([status(row) for row in alerts.iter_rows(named=True)], dtype=pl.String))
+    return alerts.with_columns(
+        webhook_status=pl.Series([status(row) for row in alerts.iter_rows(named=True)], dtype=pl.String)
+    )
 
 
 @op(description="Check the feed's latest videos against the watch list; store, log and post alerts.")
@@ -145,7 +147,8 @@ def monitor_trending_videos(
         "monitor:retinaface", lambda device, batch: FaceDetector(require_file(RETINAFACE_WEIGHTS), device, batch)
     )
     embedder = gpu.model(
-        "monitor:mobilefacenet", lambda device, batch: MobileFaceNetEmbedder(require_file(MOBILEFACENET_WEIGHTS), device, batch)
+        "monitor:mobilefacenet",
+        lambda device, batch: MobileFaceNetEmbedder(require_file(MOBILEFACENET_WEIGHTS), device, batch),
     )
     references = reference_embeddings(config.watchlist_dir, detector, embedder)
     monitored = table_store.read("monitored_videos", [feed])
@@ -167,7 +170,9 @@ def monitor_trending_videos(
                 context.log.warning(f"{feed}/{ref.video_id}: not checked: {exc}")
                 checked.append({**row, "error": str(exc)})
                 continue
-            checked.append({**row, "frames_sampled": result.frames_sampled, "frames_with_faces": result.frames_with_faces})
+            checked.append(
+                {**row, "frames_sampled": result.frames_sampled, "frames_with_faces": result.frames_with_faces}
+            )
             for alert in alert_rows(ref, result, now):
                 context.log.warning(
                     f"ALERT {feed}: {alert['person']} is in {alert['frames_matched']}/{alert['frames_sampled']} frames "

@@ -8,7 +8,6 @@ their checks warn.
 
 from __future__ import annotations
 
-
 import polars as pl
 
 from tiktokfer_assets.checks.factory import PartitionTables, table_check
@@ -47,7 +46,9 @@ def frames_off_grid_or_past_the_end(t: PartitionTables) -> pl.DataFrame:
 
 def frames_with_foreign_labels(t: PartitionTables) -> pl.DataFrame:
     labels = t.definition().prompts
-    return t.table("frames").filter(pl.col("prompt_label").is_not_null() & ~pl.col("prompt_label").is_in([p.label for p in labels]))
+    return t.table("frames").filter(
+        pl.col("prompt_label").is_not_null() & ~pl.col("prompt_label").is_in([p.label for p in labels])
+    )
 
 
 def duplicates_not_in_individuals(t: PartitionTables) -> pl.DataFrame:
@@ -66,7 +67,9 @@ PIPELINE_CHECKS = [
     table_check("subvideos", "found_spans_inside_videos", "every found prompt lies inside its video's duration",
                 found_spans_outside_videos),
     table_check("subvideos", "found_spans_disjoint", "found prompts of one video do not overlap",
-                lambda t: overlapping_spans(t.table("subvideos").filter(pl.col("found")), "video_id", "start_s", "end_s")),
+                lambda t: overlapping_spans(
+                    t.table("subvideos").filter(pl.col("found")), "video_id", "start_s", "end_s"
+                )),
     table_check("frames", "frame_id_unique", "each frame is stored once",
                 lambda t: duplicate_keys(t.table("frames"), "frame_id")),
     table_check("frames", "video_id_in_videos", "every frame belongs to a stored video",
@@ -88,23 +91,35 @@ PIPELINE_CHECKS = [
     table_check("faces_with_intra_ind", "every_face_tracked", "every face of the faces table has one track",
                 lambda t: pl.concat([
                     missing_values(t.table("faces_with_intra_ind"), "track_id").select("face_id"),
-                    unresolved_references(t.table("faces").select("face_id"), t.table("faces_with_intra_ind"), "face_id"),
+                    unresolved_references(
+                        t.table("faces").select("face_id"), t.table("faces_with_intra_ind"), "face_id"
+                    ),
                 ])),
     table_check("similarities", "tracks_exist", "both tracks of every pair are tracks of the challenge",
                 lambda t: pl.concat([
-                    unresolved_references(t.table("similarities"), t.table("faces_with_final_ind"), "track_a", "track_id"),
-                    unresolved_references(t.table("similarities"), t.table("faces_with_final_ind"), "track_b", "track_id"),
+                    unresolved_references(
+                        t.table("similarities"), t.table("faces_with_final_ind"), "track_a", "track_id"
+                    ),
+                    unresolved_references(
+                        t.table("similarities"), t.table("faces_with_final_ind"), "track_b", "track_id"
+                    ),
                 ]), blocking=False),
-    table_check("individuals", "one_individual_per_track", "a track belongs to exactly one individual, and every face has one",
+    table_check("individuals", "one_individual_per_track",
+                "a track belongs to exactly one individual, and every face has one",
                 lambda t: pl.concat([
                     missing_values(t.table("faces_with_final_ind"), ["track_id", "individual_id"]).select("track_id"),
-                    duplicate_keys(t.table("faces_with_final_ind").select("track_id", "individual_id").unique(), "track_id").select("track_id"),
+                    duplicate_keys(
+                        t.table("faces_with_final_ind").select("track_id", "individual_id").unique(), "track_id"
+                    ).select("track_id"),
                 ])),
     table_check("individuals", "no_frame_holds_one_person_twice", "two faces of one frame are never one individual",
                 lambda t: duplicate_keys(t.table("faces_with_final_ind"), ["frame_id", "individual_id"])),
-    table_check("unique_faces", "faces_exist", "kept faces and their removed duplicates are faces of the individuals table",
+    table_check("unique_faces", "faces_exist",
+                "kept faces and their removed duplicates are faces of the individuals table",
                 lambda t: pl.concat([
-                    unresolved_references(t.table("unique_faces"), t.table("faces_with_final_ind"), "face_id").select("face_id"),
+                    unresolved_references(
+                        t.table("unique_faces"), t.table("faces_with_final_ind"), "face_id"
+                    ).select("face_id"),
                     duplicates_not_in_individuals(t).select("face_id"),
                 ])),
 ]

@@ -42,12 +42,15 @@ class PolarsTableIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
         if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()} must return a polars DataFrame, got {type(obj).__name__}")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()} must return a polars DataFrame, got {type(obj).__name__}"
+            )
         if not context.has_asset_partitions:
             raise ValueError(f"{context.asset_key.to_user_string()}: tables are stored per challenge partition")
         table = table_name(context)
         for challenge in context.asset_partition_keys:
-            rows = obj.filter(pl.col(PARTITION_COLUMN) == challenge) if PARTITION_COLUMN in obj.columns and len(context.asset_partition_keys) > 1 else obj
+            several = PARTITION_COLUMN in obj.columns and len(context.asset_partition_keys) > 1
+            rows = obj.filter(pl.col(PARTITION_COLUMN) == challenge) if several else obj
             self.store.replace_partition(table, challenge, rows)
         context.add_output_metadata({
             "table": table,

@@ -14,7 +14,14 @@ import io
 import uuid
 
 import polars as pl
-from dagster import ConfigurableIOManagerFactory, InitResourceContext, InputContext, MetadataValue, OutputContext, UPathIOManager
+from dagster import (
+    ConfigurableIOManagerFactory,
+    InitResourceContext,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    UPathIOManager,
+)
 from upath import UPath
 
 from tiktokfer_assets.resources.object_store import ObjectStoreError
@@ -31,7 +38,9 @@ class PolarsParquetIOManager(UPathIOManager):
 
     def dump_to_path(self, context: OutputContext, obj: pl.DataFrame, path: UPath) -> None:
         if not isinstance(obj, pl.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()} must return a polars DataFrame, got {type(obj).__name__}")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()} must return a polars DataFrame, got {type(obj).__name__}"
+            )
         if context.has_asset_partitions:
             obj = with_partition(obj, context.asset_partition_key)
         buffer = io.BytesIO()
@@ -59,11 +68,16 @@ class PolarsParquetIOManager(UPathIOManager):
         loaded = super().load_input(context)
         if isinstance(loaded, dict):
             frames = [loaded[key] for key in sorted(loaded)]
-            return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema={PARTITION_COLUMN: pl.String})
+            if not frames:
+                return pl.DataFrame(schema={PARTITION_COLUMN: pl.String})
+            return pl.concat(frames, how="diagonal_relaxed")
         return loaded
 
     def get_metadata(self, context: OutputContext, obj: pl.DataFrame) -> dict[str, MetadataValue]:
-        return {"dagster/row_count": MetadataValue.int(obj.height), "columns": MetadataValue.text(", ".join(obj.columns))}
+        return {
+            "dagster/row_count": MetadataValue.int(obj.height),
+            "columns": MetadataValue.text(", ".join(obj.columns)),
+        }
 
 
 def _where(path: UPath) -> str:
@@ -86,9 +100,14 @@ class ParquetIOManager(ConfigurableIOManagerFactory):
         """fsspec options for ``base_path`` (only the S3 fields that are set; none for a folder)."""
         if not self.base_path.startswith(("s3://", "s3a://")):
             return {}
-        client_kwargs = {k: v for k, v in {"endpoint_url": self.endpoint_url, "region_name": self.region_name}.items() if v}
+        client_kwargs = {
+            k: v for k, v in {"endpoint_url": self.endpoint_url, "region_name": self.region_name}.items() if v
+        }
         options = {"key": self.aws_access_key_id, "secret": self.aws_secret_access_key}
-        return {**{k: v for k, v in options.items() if v}, **({"client_kwargs": client_kwargs} if client_kwargs else {})}
+        return {
+            **{k: v for k, v in options.items() if v},
+            **({"client_kwargs": client_kwargs} if client_kwargs else {}),
+        }
 
     def create_io_manager(self, context: InitResourceContext) -> PolarsParquetIOManager:
         return PolarsParquetIOManager(base_path=UPath(self.base_path, **self.storage_options()))

@@ -29,7 +29,13 @@ from dagster import InitResourceContext
 from psycopg import sql
 
 from tiktokfer_assets.resources.s3_object_store import config_value
-from tiktokfer_assets.resources.table_store import TableStore, TableStoreError, empty_with_partition, normalise_read, with_partition
+from tiktokfer_assets.resources.table_store import (
+    TableStore,
+    TableStoreError,
+    empty_with_partition,
+    normalise_read,
+    with_partition,
+)
 from tiktokfer_assets.tables import PARTITION_COLUMN, SCHEMAS
 
 VERSION_TABLE = "tiktokfer_schema_version"
@@ -237,7 +243,9 @@ class PostgresTableStore(TableStore):
         with self._transaction(f"replacing partition {challenge!r} of table {table!r}") as cur:
             self._ensure(cur, table, columns)
             ident = self._ident(table)
-            cur.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(ident, sql.Identifier(PARTITION_COLUMN)), [challenge])
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = %s").format(ident, sql.Identifier(PARTITION_COLUMN)), [challenge]
+            )
             names = sql.SQL(", ").join(sql.Identifier(name) for name in [ORDER_COLUMN, *columns])
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(ident, names)) as copy:
                 for position, row in enumerate(incoming.iter_rows()):
@@ -249,7 +257,9 @@ class PostgresTableStore(TableStore):
             if not have:
                 return empty_with_partition(table)
             names = [name for name in have if name != ORDER_COLUMN]
-            query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(map(sql.Identifier, names)), self._ident(table))
+            query = sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, names)), self._ident(table)
+            )
             params: list = []
             if challenges is not None:
                 query += sql.SQL(" WHERE {} = ANY(%s)").format(sql.Identifier(PARTITION_COLUMN))
@@ -285,8 +295,8 @@ def _maintenance(host: str, port: int, user: str, password: str | None, maintena
         conn = psycopg.connect(host=host, port=port, user=user, password=password or None, dbname=maintenance_db,
                                autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        raise TableStoreError(f"cannot connect to Postgres at {host}:{port} (database {maintenance_db!r}, user {user!r}): "
-                              f"{str(exc).strip()}") from exc
+        raise TableStoreError(f"cannot connect to Postgres at {host}:{port} (database {maintenance_db!r}, "
+                              f"user {user!r}): {str(exc).strip()}") from exc
     try:
         yield conn
     finally:

