@@ -17,6 +17,7 @@ import polars as pl
 from dagster import ConfigurableIOManagerFactory, InitResourceContext, InputContext, MetadataValue, OutputContext, UPathIOManager
 from upath import UPath
 
+from tiktokfer_assets.resources.io_managers import column_schema
 from tiktokfer_assets.resources.object_store import ObjectStoreError
 from tiktokfer_assets.resources.table_store import with_partition
 from tiktokfer_assets.tables import PARTITION_COLUMN
@@ -63,7 +64,11 @@ class PolarsParquetIOManager(UPathIOManager):
         return loaded
 
     def get_metadata(self, context: OutputContext, obj: pl.DataFrame) -> dict[str, MetadataValue]:
-        return {"dagster/row_count": MetadataValue.int(obj.height), "columns": MetadataValue.text(", ".join(obj.columns))}
+        return {
+            "dagster/row_count": MetadataValue.int(obj.height),
+            "dagster/column_schema": MetadataValue.table_schema(column_schema(None, obj)),
+            "columns": MetadataValue.text(", ".join(obj.columns)),
+        }
 
 
 def _where(path: UPath) -> str:

@@ -1,0 +1,7 @@
+"""The labelled expression dataset (no Dagster): persons across challenges, splits by person, the release.
+
+``persons`` links each challenge's individuals into persons by their mean embeddings,
+``splits`` gives every person one split, ``release`` builds the manifest, the image tree
+and the release id, ``card`` writes the dataset card. ``assets/dataset_export.py`` runs
+them in Dagster.
+"""
