@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from dagster import EnvVar
 from PIL import Image
 from upath import UPath
 
@@ -57,6 +58,13 @@ def person_vector(person: str) -> np.ndarray:
     rng = np.random.default_rng(int(hashlib.sha1(person.encode()).hexdigest()[:8], 16))
     v = rng.standard_normal(DIM)
     return v / np.linalg.norm(v)
+
+
+def resolved(options):
+    """Storage options with the production resources' EnvVars read (outside a run nothing resolves them)."""
+    if isinstance(options, dict):
+        return {key: resolved(value) for key, value in options.items()}
+    return options.get_value() if isinstance(options, EnvVar) else options
 
 
 def store_world(resources: dict, instance, appearances: list[Appearance], *, instruction_faces: int = 1) -> pl.DataFrame:
@@ -102,7 +110,7 @@ def store_world(resources: dict, instance, appearances: list[Appearance], *, ins
             "embedding": pl.Series(np.asarray(vectors, dtype=np.float32).tolist(), dtype=pl.List(pl.Float32)),
         })
         parquet = resources["parquet_io_manager"]
-        path = UPath(parquet.base_path, **parquet.storage_options()) / "face_embeddings" / f"{challenge}.parquet"
+        path = UPath(parquet.base_path, **resolved(parquet.storage_options())) / "face_embeddings" / f"{challenge}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as out:
             embeddings.write_parquet(out)
