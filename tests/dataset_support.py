@@ -67,6 +67,14 @@ def resolved(options):
     return options.get_value() if isinstance(options, EnvVar) else options
 
 
+def register_stub(store, instance, challenge: str) -> None:
+    """A registered challenge (table row with its version, partition) with nothing materialised yet."""
+    store.replace_partition("challenges", challenge, conform("challenges", [
+        {"definition_json": "{}", "version": f"version-of-{challenge}", "registered_at": dt.datetime.now(dt.timezone.utc)}
+    ]))
+    instance.add_dynamic_partitions("challenge", [challenge])
+
+
 def store_world(resources: dict, instance, appearances: list[Appearance], *, instruction_faces: int = 1) -> pl.DataFrame:
     """Write the challenges, videos, unique_faces, embeddings and crops; returns face_id, challenge, person truth."""
     objects, store = resources["object_store"], resources["table_store"]
@@ -102,9 +110,7 @@ def store_world(resources: dict, instance, appearances: list[Appearance], *, ins
             {"video_id": v, "role": "performance", "url": f"https://example.org/{challenge}/{v}", "author": f"@{v}"}
             for v in videos
         ]))
-        store.replace_partition("challenges", challenge, conform("challenges", [
-            {"definition_json": "{}", "version": f"version-of-{challenge}", "registered_at": dt.datetime.now(dt.timezone.utc)}
-        ]))
+        register_stub(store, instance, challenge)
         embeddings = pl.DataFrame({
             "challenge": challenge, "face_id": [f["face_id"] for f in faces], "backend": "mobilefacenet",
             "embedding": pl.Series(np.asarray(vectors, dtype=np.float32).tolist(), dtype=pl.List(pl.Float32)),
@@ -114,5 +120,4 @@ def store_world(resources: dict, instance, appearances: list[Appearance], *, ins
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as out:
             embeddings.write_parquet(out)
-        instance.add_dynamic_partitions("challenge", [challenge])
     return pl.DataFrame(truth)

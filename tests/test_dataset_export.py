@@ -17,7 +17,7 @@ import pytest
 import torchvision
 from dagster import AssetKey, DagsterInstance
 
-from dataset_support import Appearance, store_world
+from dataset_support import Appearance, register_stub, store_world
 from tiktokfer_assets import cli
 from tiktokfer_assets.dataset.release import CARD, MANIFEST, RELEASES_PREFIX
 from tiktokfer_assets.dataset.splits import SPLITS
@@ -62,6 +62,7 @@ def world(tmp_path_factory):
         resources = local_resources(tmp / "home")
         defs = build_definitions(resources)
         truth = store_world(resources, instance, EARLIER)
+        register_stub(resources["table_store"], instance, "fresh")  # registered, nothing materialised: skipped
         materialize_dataset(defs, instance)
         first = latest_metadata(instance)
         truth = pl.concat([truth, store_world(resources, instance, LATER)])
@@ -166,5 +167,5 @@ def test_cli_export_of_an_unknown_challenge_is_a_one_line_error(world, tmp_path,
         patch.setenv("TIKTOKFER_HOME", str(world["tmp"] / "home"))
         patch.setenv("DAGSTER_HOME", str(world["tmp"] / "dagster"))
         assert cli.main(["export", "nope", "--out", str(tmp_path / "bad")]) == 2
-    assert capsys.readouterr().err == "error: unknown challenges ['nope']; registered: ['c1', 'c2', 'c3']\n"
+    assert capsys.readouterr().err == "error: unknown challenges ['nope']; registered: ['c1', 'c2', 'c3', 'fresh']\n"
     assert not (tmp_path / "bad").exists()

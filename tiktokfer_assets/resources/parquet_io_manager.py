@@ -52,6 +52,8 @@ class PolarsParquetIOManager(UPathIOManager):
         try:
             with path.open("rb") as source:
                 return pl.read_parquet(source)
+        except FileNotFoundError as exc:  # still one: Dagster skips it for inputs with allow_missing_partitions
+            raise FileNotFoundError(f"Parquet IO manager: no file {path} ({_where(path)})") from exc
         except OSError as exc:
             raise ObjectStoreError(f"Parquet IO manager: cannot read {path} ({_where(path)}): {exc}") from exc
 
