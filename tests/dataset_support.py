@@ -70,12 +70,14 @@ def resolved(options):
 def register_stub(store, instance, challenge: str) -> None:
     """A registered challenge (table row with its version, partition) with nothing materialised yet."""
     store.replace_partition("challenges", challenge, conform("challenges", [
-        {"definition_json": "{}", "version": f"version-of-{challenge}", "registered_at": dt.datetime.now(dt.timezone.utc)}
+        {"definition_json": "{}", "version": f"version-of-{challenge}",
+         "registered_at": dt.datetime.now(dt.timezone.utc)}
     ]))
     instance.add_dynamic_partitions("challenge", [challenge])
 
 
-def store_world(resources: dict, instance, appearances: list[Appearance], *, instruction_faces: int = 1) -> pl.DataFrame:
+def store_world(resources: dict, instance, appearances: list[Appearance], *, instruction_faces: int = 1
+                ) -> pl.DataFrame:
     """Write the challenges, videos, unique_faces, embeddings and crops; returns face_id, challenge, person truth."""
     objects, store = resources["object_store"], resources["table_store"]
     rng = np.random.default_rng(0)
@@ -96,7 +98,8 @@ def store_world(resources: dict, instance, appearances: list[Appearance], *, ins
                 objects.put_bytes(aligned, jpeg)
                 faces.append({
                     "face_id": face_id, "individual_id": a.individual, "video_id": a.video, "track_id": f"{a.video}/t0",
-                    "timestamp_s": counter * 0.5, "prompt_label": expression or "ready", "score": 0.99, "sharpness": 100.0,
+                    "timestamp_s": counter * 0.5, "prompt_label": expression or "ready",
+                    "score": 0.99, "sharpness": 100.0,
                     "object_key": key, "is_baseline_creator": a.creator, "duplicates": "[]",
                     "expression": expression, "aligned_key": aligned,
                 })
@@ -116,7 +119,8 @@ def store_world(resources: dict, instance, appearances: list[Appearance], *, ins
             "embedding": pl.Series(np.asarray(vectors, dtype=np.float32).tolist(), dtype=pl.List(pl.Float32)),
         })
         parquet = resources["parquet_io_manager"]
-        path = UPath(parquet.base_path, **resolved(parquet.storage_options())) / "face_embeddings" / f"{challenge}.parquet"
+        folder = UPath(parquet.base_path, **resolved(parquet.storage_options())) / "face_embeddings"
+        path = folder / f"{challenge}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as out:
             embeddings.write_parquet(out)

@@ -92,7 +92,8 @@ def test_adding_a_challenge_keeps_every_earlier_persons_split(world):
     assert world["second"]["release_id"] != world["first"]["release_id"]
     kept = before.join(after, on=["challenge", "face_id"], suffix="_after")
     assert kept.height == before.height
-    assert kept.filter((pl.col("person_id") != pl.col("person_id_after")) | (pl.col("split") != pl.col("split_after"))).is_empty()
+    moved = (pl.col("person_id") != pl.col("person_id_after")) | (pl.col("split") != pl.col("split_after"))
+    assert kept.filter(moved).is_empty()
     # the earlier persons seen again in c3 join their person; the new ones are new persons
     for person in ("P0", "P2"):
         assert after.filter(pl.col("person") == person)["person_id"].n_unique() == 1
@@ -152,8 +153,8 @@ def test_materialisation_shows_counts_persons_and_a_gallery(world):
 
 def test_cli_export_writes_the_release_to_a_folder(world, tmp_path):
     env = {**os.environ, "TIKTOKFER_HOME": str(world["tmp"] / "home"), "DAGSTER_HOME": str(world["tmp"] / "dagster")}
-    done = subprocess.run([sys.executable, "-m", "tiktokfer_assets.cli", "export", "c1", "c2", "--out", str(tmp_path / "out")],
-                          env=env, capture_output=True, text=True)
+    command = [sys.executable, "-m", "tiktokfer_assets.cli", "export", "c1", "c2", "--out", str(tmp_path / "out")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = pl.read_parquet(tmp_path / "out" / MANIFEST)
     assert set(manifest["challenge"]) == {"c1", "c2"}

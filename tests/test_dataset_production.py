@@ -43,8 +43,8 @@ def test_export_on_s3_and_postgres(s3, database, tmp_path):
 
     labelled = truth.filter(pl.col("expression").is_not_null())
     assert manifest.height == labelled.height
-    assert keys == {f"{root}/{path}" for path in manifest["aligned_path"]} | {f"{root}/{MANIFEST}", f"{root}/{CARD}"} | {
-        f"{root}/{split}/metadata.csv" for split in set(manifest["split"])}
+    files = [*manifest["aligned_path"], MANIFEST, CARD, *(f"{split}/metadata.csv" for split in set(manifest["split"]))]
+    assert keys == {f"{root}/{path}" for path in files}
     client = s3.client()  # straight from the server, under the prefix
     assert client.head_object(Bucket=BUCKET, Key=f"dataset/{root}/{CARD}")["ContentLength"] > 500
     assert all(uri.startswith(f"s3://{BUCKET}/dataset/faces/") for uri in manifest["context_path"])

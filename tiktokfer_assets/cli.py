@@ -191,12 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument("name")
     materialize.set_defaults(func=cmd_materialize)
 
-    export = sub.add_parser("export", help="materialise a dataset release of registered challenges and copy it to a folder")
-    export.add_argument("challenges", nargs="*", metavar="CHALLENGE", help="challenges to export (default: every registered one)")
+    export = sub.add_parser("export", help="materialise a dataset release, copy it to a folder")
+    export.add_argument("challenges", nargs="*", metavar="CHALLENGE",
+                        help="challenges to export (default: every registered one)")
     export.add_argument("--out", required=True, help="folder the release is copied to")
     export.set_defaults(func=cmd_export)
 
-    demo = sub.add_parser("demo", help="fetch, generate the demo challenge, register it, materialise everything, export, summarise")
+    demo = sub.add_parser(
+        "demo", help="fetch, generate the demo challenge, register it, materialise everything, export, summarise")
     demo.add_argument("--source", default=None, help="as for fetch")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)

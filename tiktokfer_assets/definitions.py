@@ -72,7 +72,8 @@ def materialize_challenge(definitions: Definitions, challenge: str, instance: Da
 def materialize_dataset(definitions: Definitions, instance: DagsterInstance, challenges: list[str] | None = None):
     """Materialise the dataset export (of ``challenges``, default all registered) in this process."""
     config = {"ops": {"dataset_export": {"config": {"challenges": list(challenges or [])}}}}
-    return definitions.resolve_job_def(DATASET_JOB).execute_in_process(instance=instance, run_config={**QUIET, **config})
+    job = definitions.resolve_job_def(DATASET_JOB)
+    return job.execute_in_process(instance=instance, run_config={**QUIET, **config})
 
 
 defs = build_definitions()

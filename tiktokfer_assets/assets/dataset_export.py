@@ -9,8 +9,17 @@ keep their split.
 """
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, Config, MaterializeResult, MetadataValue, TableColumn, TableRecord, \
-    TableSchema, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
 
 from tiktokfer_assets.assets.faces import contact_sheet_markdown
 from tiktokfer_assets.assets.individuals import THRESHOLDS
@@ -58,7 +67,8 @@ def gallery(release: Release, objects: ObjectStore, per_expression: int) -> str:
     """Markdown: per expression a heading with its counts and a contact sheet of aligned crops."""
     sections = []
     for (expression,), rows in release.manifest.group_by("expression", maintain_order=True):
-        crops = [decode_image(objects.get_bytes(release.crop_keys[path])) for path in rows["aligned_path"][:per_expression]]
+        paths = rows["aligned_path"][:per_expression]
+        crops = [decode_image(objects.get_bytes(release.crop_keys[path])) for path in paths]
         splits = ", ".join(f"{s} {n}" for s, n in rows.group_by("split").len().sort("split").iter_rows())
         sections.append(f"### {expression}: {rows.height} faces ({splits}), {rows['person_id'].n_unique()} persons\n\n"
                         + contact_sheet_markdown(contact_sheet(crops, columns=6, cell=64)).value)
@@ -103,7 +113,8 @@ def dataset_export(
         table_store.replace_partition(ASSIGNMENT_TABLE, challenge,
                                       assignment.filter(pl.col(PARTITION_COLUMN) == challenge).drop(PARTITION_COLUMN))
     per_split = pl.DataFrame([{"split": s, **v} for s, v in persons_per_split(release.manifest).items()])
-    context.log.info(f"release {release.release_id}: {release.manifest.height} faces of {len(versions)} challenges at {uri}")
+    context.log.info(f"release {release.release_id}: {release.manifest.height} faces of {len(versions)} challenges "
+                     f"at {uri}")
     return MaterializeResult(metadata={
         "release_id": MetadataValue.text(release.release_id),
         "release_uri": MetadataValue.path(uri),

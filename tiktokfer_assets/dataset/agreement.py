@@ -10,7 +10,9 @@ OnScreen = Callable[[dict, str, float, float | None], str | None]
 """``expression_on_screen(truth, video_id, timestamp_s, x)``: the expression shown there and then, or None."""
 
 
-def truth_agreement(exported: pl.DataFrame, truth: dict, on_screen: OnScreen, instruction_labels: Collection[str]) -> dict:
+def truth_agreement(
+    exported: pl.DataFrame, truth: dict, on_screen: OnScreen, instruction_labels: Collection[str],
+) -> dict:
     """Counts of the exported faces against the truth.
 
     ``exported``: manifest rows with ``x`` (the face centre, frame pixels) and ``is_baseline_creator``.

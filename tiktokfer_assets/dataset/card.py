@@ -38,7 +38,11 @@ def _markdown(df: pl.DataFrame) -> str:
 
 
 def dataset_card(
-    release_id: str, manifest: pl.DataFrame, versions: Mapping[str, str], settings: Mapping, excluded: Mapping[str, int],
+    release_id: str,
+    manifest: pl.DataFrame,
+    versions: Mapping[str, str],
+    settings: Mapping,
+    excluded: Mapping[str, int],
 ) -> str:
     """Markdown: counts per split x expression, persons and individuals per split, challenges, method, exclusions."""
     per_split = pl.DataFrame([{"split": s, **v} for s, v in persons_per_split(manifest).items()])

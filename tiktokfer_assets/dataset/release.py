@@ -106,7 +106,8 @@ def select_faces(unique_faces: pl.DataFrame, settings: ExportSettings) -> tuple[
     if missing:
         raise DatasetError(f"unique_faces lacks the columns {missing}; re-materialise unique_faces")
     labelled = unique_faces.filter(pl.col("expression").is_not_null())
-    kept = labelled if settings.include_baseline_creator else labelled.filter(~pl.col("is_baseline_creator").fill_null(False))
+    creator = pl.col("is_baseline_creator").fill_null(False)
+    kept = labelled if settings.include_baseline_creator else labelled.filter(~creator)
     excluded = {"no expression (instruction prompts, outside every window)": unique_faces.height - labelled.height,
                 "baseline creator": labelled.height - kept.height}
     unaligned = kept.filter(pl.col("aligned_key").is_null())
@@ -119,7 +120,9 @@ def select_faces(unique_faces: pl.DataFrame, settings: ExportSettings) -> tuple[
     return kept.sort("challenge", "face_id"), excluded
 
 
-def release_id(settings: ExportSettings, versions: Mapping[str, str], faces: pl.DataFrame, assigned: pl.DataFrame) -> str:
+def release_id(
+    settings: ExportSettings, versions: Mapping[str, str], faces: pl.DataFrame, assigned: pl.DataFrame,
+) -> str:
     """Hash of the export's inputs (see the module docstring)."""
     digest = hashlib.sha256()
     digest.update(json.dumps({"settings": settings.as_json(), "versions": dict(sorted(versions.items()))},
@@ -150,7 +153,8 @@ def prepare_release(
     keys, means = individual_means(faces, embeddings)
     persons = link_persons(keys, means, threshold, majority_person(faces, previous))
     faces = faces.with_columns(
-        person_id=pl.concat_str("challenge", pl.lit("/"), "individual_id").replace_strict(persons, return_dtype=pl.String)
+        person_id=pl.concat_str("challenge", pl.lit("/"), "individual_id").replace_strict(
+            persons, return_dtype=pl.String)
     )
     counts = faces.group_by("person_id", "expression").agg(faces=pl.len())
     earlier = dict(previous.select("person_id", "split").unique("person_id", keep="first").iter_rows())
@@ -159,9 +163,10 @@ def prepare_release(
     assigned = faces.select("challenge", "face_id", "person_id", "split")
     rid = release_id(settings, versions, faces.drop("person_id", "split"), assigned)
     sources = videos.select("challenge", "video_id", "author", source_url="url")
+    file_names = pl.struct("challenge", "face_id").map_elements(
+        lambda r: safe_file_name(r["challenge"], r["face_id"]), return_dtype=pl.String)
     manifest = faces.join(sources, on=["challenge", "video_id"], how="left").with_columns(
-        aligned_path=pl.concat_str("split", pl.lit("/"), "expression", pl.lit("/"), pl.struct("challenge", "face_id").map_elements(
-            lambda r: safe_file_name(r["challenge"], r["face_id"]), return_dtype=pl.String)),
+        aligned_path=pl.concat_str("split", pl.lit("/"), "expression", pl.lit("/"), file_names),
         context_path=pl.col("object_key").map_elements(uri, return_dtype=pl.String),
     )
     crop_keys = dict(manifest.select("aligned_path", "aligned_key").iter_rows())
@@ -202,6 +207,7 @@ def write_release(release: Release, objects: Objects) -> str:
     buffer = io.BytesIO()
     release.manifest.write_parquet(buffer)
     objects.put_bytes(f"{root}/{MANIFEST}", buffer.getvalue())
-    card = dataset_card(release.release_id, release.manifest, release.versions, release.settings.as_json(), release.excluded)
+    card = dataset_card(release.release_id, release.manifest, release.versions, release.settings.as_json(),
+                        release.excluded)
     objects.put_bytes(f"{root}/{CARD}", card.encode())
     return objects.uri(root)

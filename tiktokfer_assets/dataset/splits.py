@@ -54,7 +54,8 @@ def assign_splits(
     for person in new:
         def need(split_ratio: tuple[str, float]) -> float:
             split, ratio = split_ratio
-            return sum(faces * (ratio * totals[e] - current[split, e]) / totals[e] for e, faces in per_person[person].items())
+            return sum(faces * (ratio * totals[e] - current[split, e]) / totals[e]
+                       for e, faces in per_person[person].items())
 
         split = max(zip(SPLITS, ratios), key=need)[0]  # max keeps the first of equal needs
         assigned[person] = split
