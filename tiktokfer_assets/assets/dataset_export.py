@@ -25,7 +25,7 @@ from tiktokfer_assets.assets.faces import contact_sheet_markdown
 from tiktokfer_assets.assets.individuals import THRESHOLDS
 from tiktokfer_assets.dataset.card import counts_table, persons_per_split
 from tiktokfer_assets.dataset.release import DatasetError, ExportSettings, Release, prepare_release, write_release
-from tiktokfer_assets.dataset.splits import DEFAULT_RATIOS
+from tiktokfer_assets.dataset.splits import DEFAULT_RATIOS, SPLITS
 from tiktokfer_assets.registry import stored_challenges
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
@@ -69,7 +69,8 @@ def gallery(release: Release, objects: ObjectStore, per_expression: int) -> str:
     for (expression,), rows in release.manifest.group_by("expression", maintain_order=True):
         paths = rows["aligned_path"][:per_expression]
         crops = [decode_image(objects.get_bytes(release.crop_keys[path])) for path in paths]
-        splits = ", ".join(f"{s} {n}" for s, n in rows.group_by("split").len().sort("split").iter_rows())
+        per_split = dict(rows.group_by("split").len().iter_rows())
+        splits = ", ".join(f"{s} {per_split[s]}" for s in SPLITS if s in per_split)
         sections.append(f"### {expression}: {rows.height} faces ({splits}), {rows['person_id'].n_unique()} persons\n\n"
                         + contact_sheet_markdown(contact_sheet(crops, columns=6, cell=64)).value)
     return "\n\n".join(sections)
