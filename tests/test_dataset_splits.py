@@ -1,11 +1,11 @@
-"""Splits by person (pure): stratified by expression, earlier persons kept, bad ratios refused; safe file names."""
+"""The dataset package (pure): splits stratified by expression, earlier persons kept; file names; input errors."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from tiktokfer_assets.dataset.release import safe_file_name
+from tiktokfer_assets.dataset.release import DatasetError, prepare_release, safe_file_name
 from tiktokfer_assets.dataset.splits import SPLITS, assign_splits
 
 
@@ -38,3 +38,19 @@ def test_bad_ratios_are_refused():
 def test_file_names_are_safe_and_unique():
     names = {safe_file_name("c", "v/000500/0"), safe_file_name("c", "v_000500_0"), safe_file_name("c2", "v/000500/0")}
     assert len(names) == 3 and all("/" not in n and n.endswith(".jpg") for n in names)
+
+
+def test_faces_without_an_embedding_or_an_expression_are_clear_errors():
+    faces = pl.DataFrame({
+        "challenge": ["c"], "face_id": ["v/000000/0"], "individual_id": ["i0000"], "video_id": ["v"],
+        "timestamp_s": [0.0], "score": [0.99], "expression": ["happy"], "object_key": ["f.jpg"],
+        "aligned_key": ["a.jpg"], "is_baseline_creator": [False],
+    })
+    no_videos = pl.DataFrame(schema={"challenge": pl.String, "video_id": pl.String, "author": pl.String, "url": pl.String})
+    none = pl.DataFrame(schema={"challenge": pl.String})
+    with pytest.raises(DatasetError, match=r"^1 faces have no embedding \(e.g. c:v/000000/0\)"):
+        prepare_release(faces, none, no_videos, {"c": "1"}, none, threshold=0.4)
+    with pytest.raises(DatasetError, match=r"^nothing to export: no face with an expression in \['c'\]"):
+        prepare_release(faces.with_columns(expression=None), none, no_videos, {"c": "1"}, none, threshold=0.4)
+    with pytest.raises(DatasetError, match=r"lacks the columns \['aligned_key', 'expression'\]"):
+        prepare_release(faces.drop("aligned_key", "expression"), none, no_videos, {"c": "1"}, none, threshold=0.4)

@@ -96,7 +96,7 @@ def dataset_export(
 ) -> MaterializeResult:
     versions = selected_versions(table_store, config.challenges)
     chosen = pl.col(PARTITION_COLUMN).is_in(list(versions))
-    embeddings = face_embeddings.filter(chosen) if face_embeddings.width else face_embeddings
+    embeddings = face_embeddings.filter(chosen)
     backends = set(embeddings["backend"]) if "backend" in embeddings.columns else set()
     if len(backends) > 1:
         raise DatasetError(f"the challenges' embeddings come from different backends {sorted(backends)}; "

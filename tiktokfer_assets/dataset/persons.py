@@ -39,15 +39,11 @@ def individual_means(faces: pl.DataFrame, embeddings: pl.DataFrame) -> tuple[lis
     """Unit keys and the L2-normalised mean embedding of each individual's ``faces``.
 
     ``faces`` has ``challenge``, ``face_id``, ``individual_id``; ``embeddings`` has
-    ``challenge``, ``face_id``, ``embedding``. A face without an embedding is an error.
+    ``challenge``, ``face_id``, ``embedding`` for every one of them.
     """
     joined = faces.select("challenge", "face_id", "individual_id").join(
-        embeddings.select("challenge", "face_id", "embedding"), on=["challenge", "face_id"], how="left"
+        embeddings.select("challenge", "face_id", "embedding"), on=["challenge", "face_id"], how="inner"
     )
-    missing = joined.filter(pl.col("embedding").is_null())
-    if missing.height:
-        sample = ", ".join(f"{c}:{f}" for c, f in missing.select("challenge", "face_id").head(3).iter_rows())
-        raise ValueError(f"{missing.height} faces have no embedding (e.g. {sample}); re-materialise face_embeddings")
     joined = joined.with_columns(unit=pl.concat_str("challenge", pl.lit("/"), "individual_id")).sort("unit", "face_id")
     keys = joined["unit"].unique(maintain_order=True).to_list()
     matrix = np.asarray(joined["embedding"].to_list(), dtype=np.float64)
