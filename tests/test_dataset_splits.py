@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from tiktokfer_assets.dataset.release import DatasetError, prepare_release, safe_file_name
+from tiktokfer_assets.dataset import DatasetError
+from tiktokfer_assets.dataset.release import prepare_release, safe_file_name
 from tiktokfer_assets.dataset.splits import SPLITS, assign_splits
 
 

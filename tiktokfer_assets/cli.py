@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tiktokfer_assets.challenges import ChallengeError, dump_challenge, load_challenge
-from tiktokfer_assets.dataset.release import DatasetError
+from tiktokfer_assets.dataset import DatasetError
 from tiktokfer_assets.fetch import FetchError, fetch_all
 from tiktokfer_assets.paths import data_dir, home_dir
 
@@ -97,10 +97,10 @@ def export_dataset(challenges: list[str], instance) -> tuple[str, str, pl.DataFr
 
     from tiktokfer_assets.assets.dataset_export import selected_versions
     from tiktokfer_assets.dataset.release import MANIFEST, release_root
-    from tiktokfer_assets.definitions import defs, materialize_dataset
+    from tiktokfer_assets.definitions import build_definitions, materialize_dataset
 
     selected_versions(table_store(), challenges)  # an unknown name fails here, before any run
-    result = materialize_dataset(defs, instance, challenges)
+    result = materialize_dataset(build_definitions(), instance, challenges)
     metadata = result.asset_materializations_for_node("dataset_export")[0].metadata
     release_id = metadata["release_id"].value
     manifest = pl.read_parquet(io.BytesIO(resources_object_store().get_bytes(f"{release_root(release_id)}/{MANIFEST}")))

@@ -24,7 +24,8 @@ from dagster import (
 from tiktokfer_assets.assets.faces import contact_sheet_markdown
 from tiktokfer_assets.assets.individuals import THRESHOLDS
 from tiktokfer_assets.dataset.card import counts_table, persons_per_split
-from tiktokfer_assets.dataset.release import DatasetError, ExportSettings, Release, prepare_release, write_release
+from tiktokfer_assets.dataset import DatasetError
+from tiktokfer_assets.dataset.release import ExportSettings, Release, prepare_release, write_release
 from tiktokfer_assets.dataset.splits import DEFAULT_RATIOS, SPLITS
 from tiktokfer_assets.registry import stored_challenges
 from tiktokfer_assets.resources.object_store import ObjectStore

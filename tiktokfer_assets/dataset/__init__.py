@@ -5,3 +5,7 @@
 and the release id, ``card`` writes the dataset card. ``assets/dataset_export.py`` runs
 them in Dagster.
 """
+
+
+class DatasetError(ValueError):
+    """The export cannot be made from what is stored (unknown challenge, nothing to export, a missing column or crop)."""

@@ -29,6 +29,7 @@ from typing import Protocol
 
 import polars as pl
 
+from tiktokfer_assets.dataset import DatasetError
 from tiktokfer_assets.dataset.card import dataset_card
 from tiktokfer_assets.dataset.persons import individual_means, link_persons, majority_person
 from tiktokfer_assets.dataset.splits import DEFAULT_RATIOS, SPLITS, assign_splits, check_ratios
@@ -55,10 +56,6 @@ MANIFEST_SCHEMA: dict[str, pl.DataType] = {
 }
 FACE_COLUMNS = ("challenge", "face_id", "individual_id", "video_id", "timestamp_s", "score", "expression",
                 "object_key", "aligned_key", "is_baseline_creator")
-
-
-class DatasetError(ValueError):
-    """The export cannot be made from what is stored (nothing to export, a missing column or crop)."""
 
 
 @dataclass(frozen=True)
