@@ -21,6 +21,8 @@ from tiktokfer_assets.dataset.splits import SPLITS
 from tiktokfer_assets.definitions import build_definitions, materialize_dataset
 from tiktokfer_assets.environments import local_resources
 
+pytestmark = [pytest.mark.media, pytest.mark.slow]  # the markers of main's test tiers
+
 EARLIER = [
     # planted person P0: two videos of challenge c1 (one individual there) and one video of c2
     Appearance("c1", "v1", "i0000", "P0"), Appearance("c1", "v2", "i0000", "P0"),

@@ -18,6 +18,8 @@ from tiktokfer_assets.dataset.release import CARD, MANIFEST, release_root
 from tiktokfer_assets.definitions import build_definitions, materialize_dataset
 from tiktokfer_assets.testkit.seaweedfs import seaweedfs
 
+pytestmark = [pytest.mark.postgres, pytest.mark.s3, pytest.mark.media, pytest.mark.slow]
+
 WORLD = [
     Appearance("a", "v1", "i0000", "P0"), Appearance("a", "v2", "i0001", "P1"), Appearance("a", "v3", "i0002", "P2"),
     Appearance("b", "w1", "i0000", "P0"), Appearance("b", "w2", "i0001", "P3"),

@@ -47,7 +47,7 @@ def test_faces_without_an_embedding_or_an_expression_are_clear_errors():
         "timestamp_s": [0.0], "score": [0.99], "expression": ["happy"], "object_key": ["f.jpg"],
         "aligned_key": ["a.jpg"], "is_baseline_creator": [False],
     })
-    no_videos = pl.DataFrame(schema={"challenge": pl.String, "video_id": pl.String, "author": pl.String, "url": pl.String})
+    no_videos = pl.DataFrame(schema=dict.fromkeys(["challenge", "video_id", "author", "url"], pl.String))
     none = pl.DataFrame(schema={"challenge": pl.String})
     with pytest.raises(DatasetError, match=r"^1 faces have no embedding \(e.g. c:v/000000/0\)"):
         prepare_release(faces, none, no_videos, {"c": "1"}, none, threshold=0.4)

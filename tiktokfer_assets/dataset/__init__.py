@@ -8,4 +8,4 @@ them in Dagster.
 
 
 class DatasetError(ValueError):
-    """The export cannot be made from what is stored (unknown challenge, nothing to export, a missing column or crop)."""
+    """The export cannot be made from what is stored (unknown challenge, nothing to export, missing column or crop)."""

@@ -151,7 +151,8 @@ def prepare_release(
     embedded = set(embeddings.select("challenge", "face_id").iter_rows()) if has_vectors else set()
     missing = [f"{c}:{f}" for c, f in faces.select("challenge", "face_id").iter_rows() if (c, f) not in embedded]
     if missing:
-        raise DatasetError(f"{len(missing)} faces have no embedding (e.g. {missing[0]}); re-materialise face_embeddings")
+        raise DatasetError(f"{len(missing)} faces have no embedding (e.g. {missing[0]}); "
+                           "re-materialise face_embeddings")
     keys, means = individual_means(faces, embeddings)
     persons = link_persons(keys, means, threshold, majority_person(faces, previous))
     faces = faces.with_columns(
