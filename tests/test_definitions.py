@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import DynamicPartitionsDefinition
+from dagster import AssetKey, DynamicPartitionsDefinition
 
+from tiktokfer_assets.assets.dataset_export import DATASET_GROUP
+from tiktokfer_assets.automation.jobs import ALL_ASSETS_JOB, DATASET_JOB, INGEST_JOB, REPROCESS_FROM_FACES_JOB
 from tiktokfer_assets.definitions import defs
 from tiktokfer_assets.paths import PROJECT_ROOT
 
@@ -26,10 +28,23 @@ def test_dagster_definitions_validate(tmp_path):
     assert "Validation successful" in done.stdout + done.stderr
 
 
-def test_every_asset_is_partitioned_by_challenge():
+def test_every_asset_but_the_datasets_is_partitioned_by_challenge():
     graph = defs.resolve_asset_graph()
     keys = list(graph.get_all_asset_keys())
     assert keys
     for key in keys:
         partitions = graph.get(key).partitions_def
-        assert isinstance(partitions, DynamicPartitionsDefinition) and partitions.name == "challenge", key
+        if graph.get(key).group_name == DATASET_GROUP:
+            assert partitions is None, key
+        else:
+            assert isinstance(partitions, DynamicPartitionsDefinition) and partitions.name == "challenge", key
+
+
+def test_the_dataset_group_has_its_own_job_and_stays_out_of_the_challenge_jobs():
+    dataset = {key for key in defs.resolve_asset_graph().get_all_asset_keys()
+               if defs.resolve_asset_graph().get(key).group_name == DATASET_GROUP}
+    assert AssetKey("dataset_export") in dataset
+    assert set(defs.resolve_job_def(DATASET_JOB).asset_layer.executable_asset_keys) == dataset
+    for job in (ALL_ASSETS_JOB, REPROCESS_FROM_FACES_JOB, INGEST_JOB):
+        keys = set(defs.resolve_job_def(job).asset_layer.executable_asset_keys)
+        assert keys and not keys & dataset, job

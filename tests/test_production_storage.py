@@ -43,6 +43,7 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, Postgr
 
 from support.ports import free_ports
 from support.seaweedfs import SeaweedFS, seaweedfs
+from tiktokfer_assets.automation.jobs import ALL_ASSETS_JOB
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.definitions import ASSETS, build_definitions
 from tiktokfer_assets.environments import production_resources, resources_for
@@ -102,7 +103,7 @@ def register(generated, resources: dict, instance: DagsterInstance, name: str, *
 
 
 def run(resources: dict, instance: DagsterInstance, challenge: str):
-    job = build_definitions(resources).resolve_implicit_global_asset_job_def()
+    job = build_definitions(resources).resolve_job_def(ALL_ASSETS_JOB)
     return job.execute_in_process(partition_key=challenge, instance=instance, raise_on_error=False)
 
 

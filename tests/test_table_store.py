@@ -6,9 +6,12 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from dagster import asset, instance_for_test, materialize
 
+from tiktokfer_assets.partitions import challenge_partitions
+from tiktokfer_assets.resources.io_managers import PolarsTableIOManager
 from tiktokfer_assets.resources.table_store import DuckDBTableStore
-from tiktokfer_assets.tables import conform
+from tiktokfer_assets.tables import SCHEMAS, conform
 
 
 @pytest.fixture
@@ -63,3 +66,19 @@ def test_timestamps_round_trip_as_utc(store):
 def test_conform_rejects_unknown_columns():
     with pytest.raises(ValueError, match="has no columns \\['colour'\\]"):
         conform("video_failures", [{"video_id": "v", "colour": "red"}])
+
+
+def test_table_outputs_declare_their_columns(tmp_path):
+    """The table IO manager's dagster/column_schema: tables.SCHEMAS's columns, the partition column first."""
+    @asset(partitions_def=challenge_partitions, io_manager_key="table_io_manager")
+    def nofaces() -> pl.DataFrame:
+        return conform("nofaces", [{"frame_id": "v/000000", "video_id": "v"}])
+
+    store = DuckDBTableStore(path=str(tmp_path / "t.duckdb"))
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("challenge", ["c"])
+        result = materialize([nofaces], partition_key="c", instance=instance,
+                             resources={"table_io_manager": PolarsTableIOManager(store=store)})
+    schema = result.asset_materializations_for_node("nofaces")[0].metadata["dagster/column_schema"].schema
+    assert [(c.name, c.type) for c in schema.columns] == [("challenge", "String")] + [
+        (name, str(dtype)) for name, dtype in SCHEMAS["nofaces"].items()]

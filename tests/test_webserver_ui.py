@@ -1,13 +1,16 @@
 """The Dagster UI in a real browser: `dagster dev` on the project's workspace, headless Chromium on its pages.
 
-Screenshots go to test-artifacts/ (asset_graph.png, videos_partitions*.png).
+Screenshots go to test-artifacts/ (asset_graph.png, videos_partitions*.png, dataset_gallery.png).
 """
 
 from __future__ import annotations
 
 import pytest
+from dagster import DagsterInstance
 
 from automation_support import Chromium, dagster_dev, small_challenge, wait_for_run
+from dataset_support import Appearance, store_world
+from tiktokfer_assets.environments import local_resources
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
 
@@ -87,3 +90,25 @@ def test_materialise_one_partition_through_graphql(server, browser, artifacts_di
     browser.open(f"{server.url}/assets/videos?view=partitions")
     browser.wait_for_text("Materialized (1)", "small")
     browser.screenshot(artifacts_dir / "videos_partitions_materialized.png")
+
+
+@pytest.fixture(scope="module")
+def exported(server, tmp_path_factory):
+    """A dataset release of a small stored world, materialised by `tiktokfer export` on the server's instance."""
+    with DagsterInstance.from_config(server.env["DAGSTER_HOME"]) as instance:
+        store_world(local_resources(server.tiktokfer_home), instance, [
+            Appearance("gallery", f"v{k}", f"i{k:04d}", f"P{k}") for k in range(3)
+        ])
+    done = server.cli("tiktokfer", "export", "gallery", "--out", str(tmp_path_factory.mktemp("release")))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dataset_export_shows_its_gallery(server, exported, browser, artifacts_dir):
+    browser.open(f"{server.url}/assets/dataset_export?view=events")
+    browser.wait_for_text("release_id", "gallery", "counts")
+    browser.evaluate("""[...document.querySelectorAll('button, a')].find(
+        e => /markdown/i.test(e.innerText) && e.closest('tr')?.innerText.includes('gallery')).click()""")
+    text = browser.wait_for_text("happiness: 6 faces", "sadness: 6 faces", "surprise: 6 faces")
+    browser.wait_for_stable("[...document.images].filter(i => i.src.startsWith('data:image/png') && i.complete).length")
+    shot = browser.screenshot(artifacts_dir / "dataset_gallery.png")
+    assert shot.stat().st_size > 20_000 and text.count("3 persons") == 3

@@ -6,10 +6,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tiktokfer_assets.challenges import ChallengeError, dump_challenge, load_challenge
+from tiktokfer_assets.dataset import DatasetError
 from tiktokfer_assets.fetch import FetchError, fetch_all
 from tiktokfer_assets.paths import data_dir, home_dir
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def dagster_instance():
@@ -89,7 +94,59 @@ def resources_object_store():
     return resources_for()["object_store"]
 
 
+def export_dataset(challenges: list[str], instance) -> tuple[str, str, pl.DataFrame]:
+    """Materialise the dataset export of ``challenges`` (all when empty); its release id, URI and manifest."""
+    import io
+
+    import polars as pl
+
+    from tiktokfer_assets.assets.dataset_export import selected_versions
+    from tiktokfer_assets.dataset.release import MANIFEST, release_root
+    from tiktokfer_assets.definitions import build_definitions, materialize_dataset
+
+    selected_versions(table_store(), challenges)  # an unknown name fails here, before any run
+    result = materialize_dataset(build_definitions(), instance, challenges)
+    metadata = result.asset_materializations_for_node("dataset_export")[0].metadata
+    release_id = metadata["release_id"].value
+    manifest = pl.read_parquet(io.BytesIO(resources_object_store().get_bytes(f"{release_root(release_id)}/{MANIFEST}")))
+    return release_id, metadata["release_uri"].value, manifest
+
+
+def cmd_export(args) -> None:
+    from tiktokfer_assets.dataset.card import release_summary
+    from tiktokfer_assets.dataset.release import release_root
+
+    release_id, uri, manifest = export_dataset(args.challenges, dagster_instance())
+    objects, root, out = resources_object_store(), release_root(release_id), Path(args.out)
+    for key in objects.list_keys(f"{root}/"):
+        dest = out / key.removeprefix(f"{root}/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        objects.download(key, dest)
+    print(release_summary(release_id, uri, manifest))
+    print(f"Copied to {out.resolve()}")
+
+
+def demo_agreement(challenge, truth_json: Path, manifest) -> str:
+    """The demo release's agreement with the generated truth (share of faces with the expression on screen)."""
+    import json
+
+    import polars as pl
+
+    from tiktokfer_assets.dataset.agreement import truth_agreement
+    from tiktokfer_assets.testkit.truth import expression_on_screen
+
+    faces = table_store().read("faces_with_final_ind", [challenge.name]).select(
+        "challenge", "face_id", "is_baseline_creator", x=(pl.col("x1") + pl.col("x2")) / 2)
+    instructions = {label for label, expression in challenge.expressions.items() if expression is None}
+    counts = truth_agreement(manifest.join(faces, on=["challenge", "face_id"], how="left"),
+                             json.loads(truth_json.read_text()), expression_on_screen, instructions)
+    return (f"Agreement with the truth: {counts['agreeing']}/{counts['faces']} exported faces "
+            f"({counts['share']:.1%}) carry the expression on screen; from instruction prompts: "
+            f"{counts['from_instruction_prompts']}; of the baseline creator: {counts['of_baseline_creator']}")
+
+
 def cmd_demo(args) -> None:
+    from tiktokfer_assets.dataset.card import release_summary
     from tiktokfer_assets.definitions import defs, materialize_challenge
     from tiktokfer_assets.registry import register_challenge
     from tiktokfer_assets.summary import challenge_summary
@@ -103,6 +160,9 @@ def cmd_demo(args) -> None:
     register_challenge(challenge, store, instance)
     materialize_challenge(defs, challenge.name, instance)
     print(challenge_summary(challenge.name, store, resources_object_store()))
+    release_id, uri, manifest = export_dataset([challenge.name], instance)
+    print(release_summary(release_id, uri, manifest))
+    print(demo_agreement(challenge, generated.truth_json, manifest))
     print(f"\nDemo challenge files: {out} (ground truth in {generated.truth_json})")
     print(f"Open the Dagster UI on these results: DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
           ".venv/bin/dagster dev -w workspace.yaml   (or `make ui`), then http://127.0.0.1:3000")
@@ -139,9 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument("name")
     materialize.set_defaults(func=cmd_materialize)
 
+    export = sub.add_parser("export", help="materialise a dataset release, copy it to a folder")
+    export.add_argument("challenges", nargs="*", metavar="CHALLENGE",
+                        help="challenges to export (default: every registered one)")
+    export.add_argument("--out", required=True, help="folder the release is copied to")
+    export.set_defaults(func=cmd_export)
+
     demo = sub.add_parser(
-        "demo", help="fetch, generate the demo challenge, register it, materialise everything, summarise"
-    )
+        "demo", help="fetch, generate the demo challenge, register it, materialise everything, export, summarise")
     demo.add_argument("--source", default=None, help="as for fetch")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
@@ -152,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ChallengeError, FetchError) as exc:
+    except (ChallengeError, DatasetError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -7,6 +7,7 @@ import os
 import yaml
 from dagster import DagsterInstance, Definitions, in_process_executor, multiprocess_executor
 
+from tiktokfer_assets.assets.dataset_export import dataset_export
 from tiktokfer_assets.assets.faces import faces
 from tiktokfer_assets.assets.frames import frames
 from tiktokfer_assets.assets.individuals import face_embeddings, individuals
@@ -16,11 +17,16 @@ from tiktokfer_assets.assets.videos import videos
 
 # automation and table checks (issue 8): kept apart from the asset list
 from tiktokfer_assets.automation import JOBS, SCHEDULES, SENSORS
+from tiktokfer_assets.automation.jobs import ALL_ASSETS_JOB, DATASET_JOB
 from tiktokfer_assets.checks import TABLE_CHECKS
 from tiktokfer_assets.environments import current_environment, resources_for
 from tiktokfer_assets.paths import PROJECT_ROOT
 
 ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces]
+"""The assets partitioned by challenge."""
+DATASET_ASSETS = [dataset_export]
+"""Unpartitioned assets over many challenges (group ``dataset``, job ``dataset_release``)."""
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def executor_for(name: str | None = None):
@@ -51,7 +57,7 @@ def executor_for(name: str | None = None):
 def build_definitions(resources: dict | None = None) -> Definitions:
     """The code location's definitions, on the given resources (default: ``TIKTOKFER_ENV``'s)."""
     return Definitions(
-        assets=ASSETS,
+        assets=ASSETS + DATASET_ASSETS,
         asset_checks=TABLE_CHECKS,
         jobs=JOBS,
         sensors=SENSORS,
@@ -63,9 +69,15 @@ def build_definitions(resources: dict | None = None) -> Definitions:
 
 def materialize_challenge(definitions: Definitions, challenge: str, instance: DagsterInstance):
     """Materialise every asset of one challenge partition in this process (checks included)."""
-    job = definitions.resolve_implicit_global_asset_job_def()
-    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    return job.execute_in_process(partition_key=challenge, instance=instance, run_config=quiet)
+    job = definitions.resolve_job_def(ALL_ASSETS_JOB)
+    return job.execute_in_process(partition_key=challenge, instance=instance, run_config=QUIET)
+
+
+def materialize_dataset(definitions: Definitions, instance: DagsterInstance, challenges: list[str] | None = None):
+    """Materialise the dataset export (of ``challenges``, default all registered) in this process."""
+    config = {"ops": {"dataset_export": {"config": {"challenges": list(challenges or [])}}}}
+    job = definitions.resolve_job_def(DATASET_JOB)
+    return job.execute_in_process(instance=instance, run_config={**QUIET, **config})
 
 
 defs = build_definitions()

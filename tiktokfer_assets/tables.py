@@ -129,6 +129,14 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "is_baseline_creator": pl.Boolean,
         "duplicates": pl.String,  # JSON list of the face ids removed in favour of this one
     },
+    # the dataset export's person and split of each exported face, kept for later releases (partition: its challenge)
+    "dataset_splits": {
+        "face_id": pl.String,
+        "individual_id": pl.String,
+        "person_id": pl.String,
+        "split": pl.String,  # train | val | test
+        "release_id": pl.String,  # the release that last exported the face
+    },
     # the trending monitor's tables: the partition column holds the feed's name, not a challenge
     "monitored_videos": {
         "video_id": pl.String,

@@ -1,4 +1,4 @@
-"""Asset jobs users launch per challenge (from the UI's Launchpad, a backfill or a sensor).
+"""Asset jobs users launch per challenge (from the UI's Launchpad, a backfill or a sensor), and the dataset's job.
 
 The first two select by graph position, not by a fixed list, so every asset wired
 into the code location later is picked up: ``challenge_all_assets`` is the whole
@@ -9,17 +9,24 @@ multi-asset alone.
 GPU assets run one challenge per run: a backfill over many challenges launches
 one run per challenge (Dagster's default backfill policy), which keeps each run's
 GPU memory and failure blast radius to one challenge.
+
+The unpartitioned assets of the ``dataset`` group (the export over many challenges) are
+left out of the challenge jobs: ``dataset_release`` runs them, unpartitioned.
 """
 
 from dagster import AssetSelection, define_asset_job
 
+from tiktokfer_assets.assets.dataset_export import DATASET_GROUP
+
 ALL_ASSETS_JOB = "challenge_all_assets"
 REPROCESS_FROM_FACES_JOB = "reprocess_from_faces"
 INGEST_JOB = "ingest_videos"
+DATASET_JOB = "dataset_release"
+DATASET = AssetSelection.groups(DATASET_GROUP)
 
 challenge_all_assets_job = define_asset_job(
     ALL_ASSETS_JOB,
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - DATASET,
     description="Every asset of one challenge partition, checks included: videos through unique_faces.",
 )
 
@@ -27,7 +34,7 @@ reprocess_from_faces_job = define_asset_job(
     REPROCESS_FROM_FACES_JOB,
     # `key:faces+`: faces and all its descendants; a key selection by pattern, so it
     # resolves (to nothing) while faces is not defined yet
-    selection=AssetSelection.from_string("key:faces+").required_multi_asset_neighbors(),
+    selection=AssetSelection.from_string("key:faces+").required_multi_asset_neighbors() - DATASET,
     description=(
         "Re-run face detection and everything downstream (individuals, unique faces) for a challenge, "
         "reusing its stored videos, subvideos and frames; e.g. after changing the detector or the embedder."
@@ -43,4 +50,10 @@ ingest_videos_job = define_asset_job(
     ),
 )
 
-ASSET_JOBS = [challenge_all_assets_job, reprocess_from_faces_job, ingest_videos_job]
+dataset_release_job = define_asset_job(
+    DATASET_JOB,
+    selection=DATASET,
+    description="A release of the labelled expression dataset over the registered challenges (config: a subset).",
+)
+
+ASSET_JOBS = [challenge_all_assets_job, reprocess_from_faces_job, ingest_videos_job, dataset_release_job]

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import polars as pl
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, TableColumn, TableSchema
 
 from tiktokfer_assets.resources.table_store import TableStore
-from tiktokfer_assets.tables import PARTITION_COLUMN
+from tiktokfer_assets.tables import PARTITION_COLUMN, SCHEMAS
 
 
 def table_name(context: OutputContext) -> str:
     """The table an output is stored in: its ``table`` metadata, else the asset's name."""
     return (context.definition_metadata or {}).get("table") or context.asset_key.path[-1]
+
+
+def column_schema(table: str | None, df: pl.DataFrame) -> TableSchema:
+    """The columns a stored table declares: ``tables.SCHEMAS`` (else the frame's own), the partition column first."""
+    columns = SCHEMAS.get(table) or {name: dtype for name, dtype in df.schema.items() if name != PARTITION_COLUMN}
+    return TableSchema(columns=[
+        TableColumn(PARTITION_COLUMN, str(pl.String), description="partition key"),
+        *(TableColumn(name, str(dtype)) for name, dtype in columns.items()),
+    ])
 
 
 def markdown_preview(df: pl.DataFrame, rows: int = 10, max_chars: int = 60) -> str:
@@ -55,6 +64,7 @@ class PolarsTableIOManager(ConfigurableIOManager):
         context.add_output_metadata({
             "table": table,
             "dagster/row_count": obj.height,
+            "dagster/column_schema": MetadataValue.table_schema(column_schema(table, obj)),
             "preview": MetadataValue.md(markdown_preview(obj)),
         })
 

@@ -24,6 +24,7 @@ from dagster import (
 )
 from upath import UPath
 
+from tiktokfer_assets.resources.io_managers import column_schema
 from tiktokfer_assets.resources.object_store import ObjectStoreError
 from tiktokfer_assets.resources.table_store import with_partition
 from tiktokfer_assets.tables import PARTITION_COLUMN
@@ -60,6 +61,8 @@ class PolarsParquetIOManager(UPathIOManager):
         try:
             with path.open("rb") as source:
                 return pl.read_parquet(source)
+        except FileNotFoundError as exc:  # still one: Dagster skips it for inputs with allow_missing_partitions
+            raise FileNotFoundError(f"Parquet IO manager: no file {path} ({_where(path)})") from exc
         except OSError as exc:
             raise ObjectStoreError(f"Parquet IO manager: cannot read {path} ({_where(path)}): {exc}") from exc
 
@@ -76,6 +79,7 @@ class PolarsParquetIOManager(UPathIOManager):
     def get_metadata(self, context: OutputContext, obj: pl.DataFrame) -> dict[str, MetadataValue]:
         return {
             "dagster/row_count": MetadataValue.int(obj.height),
+            "dagster/column_schema": MetadataValue.table_schema(column_schema(None, obj)),
             "columns": MetadataValue.text(", ".join(obj.columns)),
         }
 
