@@ -13,8 +13,8 @@ from tiktokfer_assets.challenges import (
     UrlListSourceSpec,
     YtDlpSourceSpec,
 )
-from tiktokfer_assets.sources.base import VideoRef, VideoSource
-from tiktokfer_assets.sources.local_folder import LocalFolderSource, video_id_from_name
+from tiktokfer_assets.sources.base import SOURCE_URL, VideoRef, VideoSource
+from tiktokfer_assets.sources.local_folder import LocalFolderSource, file_ref, video_id_from_name
 
 
 class VideoSourceResource(ConfigurableResource):
@@ -55,7 +55,8 @@ class VideoSourceResource(ConfigurableResource):
         """The source that fetches the baseline video, and its reference."""
         baseline = challenge.baseline
         if baseline.path is not None:
-            ref = VideoRef(baseline.video_id or video_id_from_name(baseline.path), baseline.path)
-            return LocalFolderSource(Path(baseline.path).parent), ref
-        ref = VideoRef(baseline.video_id or "baseline", baseline.url)
+            path = Path(baseline.path)
+            return LocalFolderSource(path.parent), file_ref(path, baseline.video_id or video_id_from_name(path.name))
+        # the URL is the baseline's identity: a new URL is fetched again
+        ref = VideoRef(baseline.video_id or "baseline", baseline.url, {SOURCE_URL: baseline.url})
         return self._ytdlp([baseline.url]), ref

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiktokfer_assets.sources.base import FetchedVideo, FetchError, VideoRef, VideoSource
+from tiktokfer_assets.sources.base import INVALID, FetchedVideo, FetchError, VideoRef, VideoSource
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,8 @@ def fetch_all(
     rng = rng or random.Random()
 
     def work(ref: VideoRef) -> FetchOutcome:
+        if INVALID in ref.info:  # the listing already knows it cannot be fetched
+            return FetchOutcome(ref, None, ref.info[INVALID], 0)
         if skip is not None and skip(ref):
             return FetchOutcome(ref, None, None, 0)
         return fetch_one(source, ref, dest_dir, max_attempts=max_attempts, backoff_s=backoff_s,

@@ -37,7 +37,7 @@ from yt_dlp.networking.impersonate import ImpersonateTarget
 from yt_dlp.utils import GeoRestrictedError, UnsupportedError, YoutubeDLError, url_basename
 
 from tiktokfer_assets.media.probe import ProbeError, probe
-from tiktokfer_assets.sources.base import FetchedVideo, FetchError, VideoRef
+from tiktokfer_assets.sources.base import LISTING_ERROR, FetchedVideo, FetchError, VideoRef
 from tiktokfer_assets.sources.tiktok_metadata import metadata_from_info
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def tiktok_video_url(video_id: str) -> str:
 
 def safe_video_id(raw: str) -> str:
     """``raw`` made safe for file names and object keys (case kept: some sites' ids are case-sensitive)."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", raw).strip("_") or "video"
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", raw).strip("_")[:128] or "video"
 
 
 def video_id_from_url(url: str) -> str:
@@ -307,7 +307,7 @@ class YtDlpSource:
             except YoutubeDLError as exc:
                 error = classify_error(exc, url)
                 log.warning("could not list %s: %s", url, error)
-                return [VideoRef(video_id_from_url(url), url, {"listing_error": str(error)})]
+                return [VideoRef(video_id_from_url(url), url, {LISTING_ERROR: str(error)})]
         if info.get("_type") != "playlist":
             return [VideoRef(safe_video_id(str(info["id"])), info.get("webpage_url") or url)]
         refs = []
@@ -342,7 +342,7 @@ class YtDlpSource:
             except YoutubeDLError as exc:
                 raise _with_warnings(classify_error(exc, ref.url), logger) from exc
             if info.get("_type") == "playlist":
-                listing_error = ref.info.get("listing_error")
+                listing_error = ref.info.get(LISTING_ERROR)
                 raise FetchError(
                     f"{ref.url} is a list of videos, not one video"
                     + (f" (listing it failed: {listing_error})" if listing_error else ""), transient=False)
