@@ -143,6 +143,36 @@ def classify_error(exc: BaseException, url: str) -> FetchError:
     return fail(False, "failed")
 
 
+# What yt-dlp's info keeps that is a credential: each format's cookies, request headers that authenticate,
+# and the signed query strings of media URLs (TikTok's CDN URLs carry tokens that play the video for anyone).
+_CREDENTIAL_KEYS = {"cookies"}
+_CREDENTIAL_HEADERS = {"cookie", "authorization", "proxy-authorization", "x-api-key"}
+_SIGNED_URL_KEYS = {"url", "manifest_url", "fragment_base_url"}
+
+
+def without_credentials(value: Any) -> Any:
+    """yt-dlp's info (or any part of it) without cookies, authenticating headers and media URLs' query strings.
+
+    The page URLs (``webpage_url``, ``original_url``) are kept: they are what the challenge lists.
+    """
+    if isinstance(value, list):
+        return [without_credentials(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    clean = {}
+    for key, item in value.items():
+        if key in _CREDENTIAL_KEYS:
+            continue
+        if key == "http_headers" and isinstance(item, dict):
+            item = {name: v for name, v in item.items() if name.lower() not in _CREDENTIAL_HEADERS}
+        elif key in _SIGNED_URL_KEYS and isinstance(item, str):
+            item = item.split("?", 1)[0]
+        else:
+            item = without_credentials(item)
+        clean[key] = item
+    return clean
+
+
 def _clean_message(message: str) -> str:
     """yt-dlp's message without the ``ERROR: `` prefix and the colour codes."""
     message = re.sub(r"\x1b\[[0-9;]*m", "", message).strip()
@@ -338,7 +368,7 @@ class YtDlpSource:
             try:
                 with _youtube_dl(self.ydl_params(workdir, logger)) as ydl:
                     info = ydl.extract_info(ref.url, download=True)
-                    info_json = json.dumps(ydl.sanitize_info(dict(info), remove_private_keys=True))
+                    info_json = json.dumps(without_credentials(ydl.sanitize_info(dict(info), remove_private_keys=True)))
             except YoutubeDLError as exc:
                 raise _with_warnings(classify_error(exc, ref.url), logger) from exc
             if info.get("_type") == "playlist":
