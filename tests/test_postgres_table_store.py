@@ -39,6 +39,24 @@ def frame(ids, value=1.0):
     return pl.DataFrame({"id": ids, "value": [value] * len(ids)})
 
 
+def run_writers(writer, count: int) -> list[Exception]:
+    """Run ``writer(n)`` for n < count on threads at once; the exceptions they raised."""
+    errors = []
+
+    def collected(n: int):
+        try:
+            writer(n)
+        except Exception as exc:  # collected: a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=collected, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def test_replace_touches_only_its_partition(store):
     store.replace_partition("t", "a", frame(["1", "2"]))
     store.replace_partition("t", "b", frame(["3"]))
@@ -124,24 +142,15 @@ def test_missing_table_reads_as_empty_with_schema(store):
 
 def test_concurrent_writers_keep_to_their_partitions(store):
     """Eight writers replace their partitions over and over, two of them adding the same new column at once."""
-    errors = []
 
     def writer(n: int):
-        try:
-            for round_ in range(5):
-                df = frame([f"{n}-{round_}-{i}" for i in range(50 + n)], float(n))
-                if n % 4 == 0 and round_ >= 2:
-                    df = df.with_columns(late=pl.lit(n))
-                store.replace_partition("t", f"p{n}", df)
-        except Exception as exc:  # collected: a thread's exception would otherwise vanish
-            errors.append(exc)
+        for round_ in range(5):
+            df = frame([f"{n}-{round_}-{i}" for i in range(50 + n)], float(n))
+            if n % 4 == 0 and round_ >= 2:
+                df = df.with_columns(late=pl.lit(n))
+            store.replace_partition("t", f"p{n}", df)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_writers(writer, 8) == []
     rows = store.read("t")
     for n in range(8):
         mine = rows.filter(pl.col("challenge") == f"p{n}")
@@ -196,22 +205,14 @@ def test_io_manager_stores_partitions_and_loads_them_together(store):
 
 def test_two_writers_of_one_partition_leave_one_copy(store):
     """Both replace partition p at the same moment, three times: p holds one writer's rows, never both."""
-    barrier, errors = threading.Barrier(2), []
+    barrier = threading.Barrier(2)
 
     def writer(n: int):
-        try:
-            for round_ in range(3):
-                barrier.wait()
-                store.replace_partition("t", "p", frame([f"{n}-{i}" for i in range(20_000)], float(n)))
-        except Exception as exc:  # collected: a thread's exception would otherwise vanish
-            errors.append(exc)
+        for _round in range(3):
+            barrier.wait()
+            store.replace_partition("t", "p", frame([f"{n}-{i}" for i in range(20_000)], float(n)))
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_writers(writer, 2) == []
     rows = store.read("t", ["p"])
     assert rows.height == 20_000 and rows["value"].n_unique() == 1
 
@@ -261,7 +262,8 @@ def scram_postgres():
              f"-p {port} -c listen_addresses=127.0.0.1 -k {root}"])
         yield port, password
     finally:
-        subprocess.run([*as_owner, bindir / "pg_ctl", "-D", root / "data", "-m", "immediate", "stop"], capture_output=True)
+        stop = [*as_owner, bindir / "pg_ctl", "-D", root / "data", "-m", "immediate", "stop"]
+        subprocess.run(stop, capture_output=True)
         shutil.rmtree(root)
 
 
@@ -274,8 +276,8 @@ def test_a_wrong_password_is_refused_by_name_and_never_shown(scram_postgres, cap
         return pl.DataFrame({"video_id": ["v1"], "score": [1.0]})
 
     def run(store: PostgresTableStore, **kwargs):
-        return materialize([scores], partition_key="a", resources={"table_io_manager": PolarsTableIOManager(store=store)},
-                           **kwargs)
+        resources = {"table_io_manager": PolarsTableIOManager(store=store)}
+        return materialize([scores], partition_key="a", resources=resources, **kwargs)
 
     refused = PostgresTableStore(port=port, dbname="postgres", password=wrong)
     result = run(refused, raise_on_error=False)

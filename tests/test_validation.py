@@ -85,7 +85,8 @@ def test_challenge_add_refuses_missing_files_and_unreadable_baselines(home, gene
         path.write_text(yaml.safe_dump({**good, **changes}))
         return one_line_error(["challenge", "add", str(path)], capsys)
 
-    assert "baseline video" in add(baseline={"path": "missing.mp4"}) and "does not exist" in add(baseline={"path": "x.mp4"})
+    missing = add(baseline={"path": "missing.mp4"})
+    assert "baseline video" in missing and "does not exist" in missing
     assert "video folder" in add(source={"kind": "local_folder", "path": "nowhere"})
     (root / "text.mp4").write_text("not a video")
     assert "baseline video" in add(baseline={"path": "text.mp4"})

@@ -137,7 +137,8 @@ def test_odd_entries_of_a_folder_are_failures_and_the_rest_goes_on(folder, resou
     assert run(resources, instance).success
     rows = rows_point_to_stored_objects(resources)
     assert set(rows["video_id"]) == {"baseline", "v02"}
-    failures = {r["video_id"]: r for r in resources["table_store"].read("video_failures", ["small"]).iter_rows(named=True)}
+    failed = resources["table_store"].read("video_failures", ["small"])
+    failures = {r["video_id"]: r for r in failed.iter_rows(named=True)}
     assert set(failures) == {"v01", "gone", "dir"}
     assert "V01.mov" in failures["v01"]["reason"] and "v01.mp4" in failures["v01"]["reason"]
     assert "not a readable file" in failures["gone"]["reason"]

@@ -69,7 +69,8 @@ def test_cookies_and_signed_urls_are_stored_and_logged_nowhere(generated, resour
     with serve_videos(routes) as server:
         challenge = parse_challenge({
             "name": "cookies",
-            "source": {"kind": "yt_dlp", "urls": [server.url(f"/v01.mp4?sig={signature}")], "cookies_file": str(cookies)},
+            "source": {"kind": "yt_dlp", "urls": [server.url(f"/v01.mp4?sig={signature}")],
+                       "cookies_file": str(cookies)},
             "baseline": {"url": server.url("/baseline.mp4"), "video_id": "baseline"},
             "prompts": generated.truth["prompts"],
             "max_video_seconds": 20,

@@ -83,6 +83,8 @@ def videos(
                 workers=video_sources.download_workers,
                 max_attempts=video_sources.max_attempts,
                 backoff_s=video_sources.backoff_s,
+                deadline_s=video_sources.video_deadline_s,
+                max_bytes=video_sources.max_video_bytes,
                 skip=lambda ref: _reusable(ref, previous.get(ref.video_id), object_store),
                 on_progress=lambda progress, role=role: context.log.info(f"{challenge.name} {role}: {progress}"),
             )

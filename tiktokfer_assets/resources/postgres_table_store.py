@@ -185,7 +185,8 @@ class PostgresTableStore(TableStore):
         the rows committed before them and both insert: twice the rows. The second writer
         now waits here, and its DELETE sees (and removes) the first one's rows.
         """
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(f"{config_value(self.db_schema)}.{table}/{challenge}")])
+        key = _lock_key(f"{config_value(self.db_schema)}.{table}/{challenge}")
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
     def _version(self, cur) -> int:
         cur.execute(sql.SQL("SELECT coalesce(max(version), 0) FROM {}").format(self._ident(VERSION_TABLE)))

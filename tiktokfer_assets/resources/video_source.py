@@ -24,6 +24,9 @@ class VideoSourceResource(ConfigurableResource):
     max_attempts: int = 4
     backoff_s: float = 2.0
     socket_timeout_s: float = 30.0
+    # one try of one video: killed past this many seconds (a host that trickles bytes), or past this size
+    video_deadline_s: float = 600.0
+    max_video_bytes: int = 1 << 30
 
     def _ytdlp(self, urls: list[str], spec: YtDlpSourceSpec | None = None):
         from tiktokfer_assets.sources.ytdlp import YtDlpSource
@@ -34,7 +37,7 @@ class VideoSourceResource(ConfigurableResource):
             "proxy": spec.proxy,
             "impersonate": spec.impersonate,
         }
-        return YtDlpSource(urls, socket_timeout_s=self.socket_timeout_s, **options)
+        return YtDlpSource(urls, socket_timeout_s=self.socket_timeout_s, max_bytes=self.max_video_bytes, **options)
 
     def for_challenge(self, challenge: ChallengeDefinition) -> VideoSource:
         return self.for_source(challenge.source)

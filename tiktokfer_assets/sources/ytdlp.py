@@ -248,7 +248,8 @@ class YtDlpSource:
     downloads). ``sleep_interval_s``: pause between requests and before each
     download. ``proxy``: a proxy URL for every request. ``impersonate``: a browser
     target such as ``"chrome"`` (needs curl_cffi; refused with the installed targets
-    when unavailable). ``socket_timeout_s``: per-request network timeout.
+    when unavailable). ``socket_timeout_s``: per-request network timeout. ``max_bytes``:
+    a download that announces or reaches more is stopped as a permanent failure.
     ``format_preference``: a yt-dlp format selector; the default avoids TikTok's
     watermarked format whenever another exists.
     """
@@ -259,6 +260,7 @@ class YtDlpSource:
     proxy: str | None = None
     impersonate: str | None = None
     socket_timeout_s: float = 30.0
+    max_bytes: int | None = None
     format_preference: str = NO_WATERMARK_FORMAT
     _impersonate_target: ImpersonateTarget | None = field(init=False, default=None, repr=False, compare=False)
 
@@ -295,6 +297,8 @@ class YtDlpSource:
             "extract_flat": "in_playlist",
             "cachedir": False,
         }
+        if self.max_bytes is not None:
+            params["progress_hooks"] = [self._size_limit]
         if self.sleep_interval_s > 0:
             params["sleep_interval_requests"] = self.sleep_interval_s
             params["sleep_interval"] = self.sleep_interval_s
@@ -308,6 +312,13 @@ class YtDlpSource:
             params["cookiefile"] = str(private)
         params.update(extra)
         return params
+
+    def _size_limit(self, progress: dict[str, Any]) -> None:
+        """yt-dlp progress hook: stop a download past ``max_bytes`` (announced or received)."""
+        size = max(progress.get("downloaded_bytes") or 0, progress.get("total_bytes") or 0)
+        if size > self.max_bytes:
+            raise FetchError(f"{progress.get('info_dict', {}).get('webpage_url', 'the video')}: more than the "
+                             f"{self.max_bytes} bytes allowed (max_video_bytes)")
 
     def list_videos(self, limit: int) -> list[VideoRef]:
         """Up to ``limit`` refs from the URLs, in order, without duplicates.
