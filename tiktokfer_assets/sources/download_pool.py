@@ -100,6 +100,8 @@ class _Children:
     def finish(self, process: multiprocessing.process.BaseProcess) -> None:
         with self.lock:
             self.live.discard(process)
+        if process.pid is None:  # never started
+            return
         if process.is_alive():
             process.kill()
         process.join()
@@ -203,7 +205,8 @@ def fetch_one(
         try:
             if children.stopped.is_set():
                 raise Stopped()
-            fetched = (source.fetch(ref, dest_dir) if deadline_s is None
+            # a source that only copies local files (``local = True``) cannot hang: no process needed
+            fetched = (source.fetch(ref, dest_dir) if deadline_s is None or getattr(source, "local", False)
                        else _fetch_isolated(source, ref, dest_dir, deadline_s, children))
             return FetchOutcome(ref, _within_size(fetched, max_bytes), None, attempt)
         except FetchError as exc:

@@ -36,6 +36,7 @@ def file_ref(path: Path, video_id: str) -> VideoRef:
 @dataclass(frozen=True)
 class LocalFolderSource:
     folder: Path
+    local = True  # files on this machine: the download pool copies them without a child process
 
     def list_videos(self, limit: int) -> list[VideoRef]:
         if not self.folder.is_dir():
