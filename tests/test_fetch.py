@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from tiktokfer_assets import fetch
 from tiktokfer_assets.fetch import FetchError, ManifestEntry, fetch_entry, read_manifest, sha256_of
-from tiktokfer_assets.paths import PROJECT_ROOT
+from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
+from tiktokfer_assets.paths import PROJECT_ROOT, weights_dir
 
 
 @pytest.fixture
@@ -79,3 +83,37 @@ def test_manifest_matches_the_shared_checksums():
     entries = {e.path: e.sha256 for e in read_manifest()}
     for path, digest in published.items():
         assert entries[path] == digest
+
+
+@pytest.fixture
+def weights_copy(tmp_path, monkeypatch):
+    """The real weights in a private folder, so a test may damage them."""
+    for name in ("retinaface_mobilenet0.25.pth", "mobilefacenet_casia.ckpt"):
+        shutil.copyfile(weights_dir() / name, tmp_path / name)
+    monkeypatch.setenv("TIKTOKFER_WEIGHTS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_damaged_weights_are_refused_when_a_run_loads_them(weights_copy):
+    checkpoint = weights_copy / "mobilefacenet_casia.ckpt"
+    with checkpoint.open("r+b") as fh:  # 4 KiB of flipped bytes: torch would still load it
+        fh.seek(200_000)
+        block = fh.read(4096)
+        fh.seek(200_000)
+        fh.write(bytes(b ^ 0xFF for b in block))
+    with pytest.raises(FetchError, match=r"mobilefacenet_casia.ckpt is damaged .* run `tiktokfer fetch`"):
+        MobileFaceNetEmbedder()
+    retinaface = weights_copy / "retinaface_mobilenet0.25.pth"
+    retinaface.write_bytes(retinaface.read_bytes()[:100_000])  # truncated
+    with pytest.raises(FetchError, match=r"retinaface_mobilenet0.25.pth is damaged .* run `tiktokfer fetch`"):
+        fetch.require_file("weights/retinaface_mobilenet0.25.pth")
+
+
+def test_the_check_is_cached_by_size_and_mtime(weights_copy, monkeypatch):
+    hashed = []
+    monkeypatch.setattr(fetch, "sha256_of", lambda path: hashed.append(path) or sha256_of(path))
+    path = fetch.require_file("weights/retinaface_mobilenet0.25.pth")
+    assert fetch.require_file("weights/retinaface_mobilenet0.25.pth") == path and hashed == [path]
+    os.utime(path, ns=(0, 0))  # touched: hashed again
+    fetch.require_file("weights/retinaface_mobilenet0.25.pth")
+    assert hashed == [path, path]

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import uuid
+from pathlib import Path
 
 import polars as pl
 import psycopg
@@ -33,6 +39,24 @@ def sql(store: PostgresTableStore, query: str, params=()) -> list[tuple]:
 
 def frame(ids, value=1.0):
     return pl.DataFrame({"id": ids, "value": [value] * len(ids)})
+
+
+def run_writers(writer, count: int) -> list[Exception]:
+    """Run ``writer(n)`` for n < count on threads at once; the exceptions they raised."""
+    errors = []
+
+    def collected(n: int):
+        try:
+            writer(n)
+        except Exception as exc:  # collected: a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=collected, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 def test_replace_touches_only_its_partition(store):
@@ -124,24 +148,15 @@ def test_missing_table_reads_as_empty_with_schema(store):
 
 def test_concurrent_writers_keep_to_their_partitions(store):
     """Eight writers replace their partitions over and over, two of them adding the same new column at once."""
-    errors = []
 
     def writer(n: int):
-        try:
-            for round_ in range(5):
-                df = frame([f"{n}-{round_}-{i}" for i in range(50 + n)], float(n))
-                if n % 4 == 0 and round_ >= 2:
-                    df = df.with_columns(late=pl.lit(n))
-                store.replace_partition("t", f"p{n}", df)
-        except Exception as exc:  # collected: a thread's exception would otherwise vanish
-            errors.append(exc)
+        for round_ in range(5):
+            df = frame([f"{n}-{round_}-{i}" for i in range(50 + n)], float(n))
+            if n % 4 == 0 and round_ >= 2:
+                df = df.with_columns(late=pl.lit(n))
+            store.replace_partition("t", f"p{n}", df)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_writers(writer, 8) == []
     rows = store.read("t")
     for n in range(8):
         mine = rows.filter(pl.col("challenge") == f"p{n}")
@@ -190,3 +205,95 @@ def test_io_manager_stores_partitions_and_loads_them_together(store):
     assert store.read("score_totals", ["a"]).select("source", "score").rows() == [("a", 3.0), ("b", 7.0)]
     assert store.schema_version() > 0  # the run's start migrated the declared tables
     assert sql(store, f'SELECT count(*) FROM "{store.db_schema}".videos') == [(0,)]
+
+
+# -- faults: same-partition writers, a session killed mid-COPY, a server that asks for a password ------------
+
+
+def test_two_writers_of_one_partition_leave_one_copy(store):
+    """Both replace partition p at the same moment, three times: p holds one writer's rows, never both."""
+    barrier = threading.Barrier(2)
+
+    def writer(n: int):
+        for _round in range(3):
+            barrier.wait()
+            store.replace_partition("t", "p", frame([f"{n}-{i}" for i in range(20_000)], float(n)))
+
+    assert run_writers(writer, 2) == []
+    rows = store.read("t", ["p"])
+    assert rows.height == 20_000 and rows["value"].n_unique() == 1
+
+
+def test_a_session_killed_mid_copy_keeps_the_old_rows_and_a_rerun_completes(store):
+    store.replace_partition("t", "a", frame(["old-1", "old-2"]))
+    killed = []
+
+    def kill_the_copy(done: threading.Event):
+        while not done.is_set() and not killed:
+            killed.extend(sql(store, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                                     "AND application_name = 'tiktokfer' AND query LIKE 'COPY%%'", [store.dbname]))
+
+    big = frame([f"new-{i}" for i in range(300_000)], 2.0)
+    done = threading.Event()
+    watcher = threading.Thread(target=kill_the_copy, args=(done,))
+    watcher.start()
+    try:
+        with pytest.raises(TableStoreError, match="replacing partition 'a' of table 't'"):
+            store.replace_partition("t", "a", big)
+    finally:
+        done.set()
+        watcher.join()
+    assert killed == [(True,)]
+    assert store.read("t", ["a"])["id"].to_list() == ["old-1", "old-2"]
+    store.replace_partition("t", "a", big)
+    assert store.count("t", "a") == 300_000
+
+
+@pytest.fixture(scope="module")
+def scram_postgres():
+    """A private throw-away Postgres cluster on a free loopback port that asks for a scram-sha-256 password."""
+    initdb = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None) or shutil.which("initdb")
+    if initdb is None:
+        pytest.skip("initdb is not installed")
+    bindir, password, (port,) = Path(initdb).parent, f"pw-{uuid.uuid4().hex}", free_ports(1)
+    root = Path(tempfile.mkdtemp(prefix="tiktokfer-pg-"))
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_owner:
+        shutil.chown(root, "postgres")
+    (root / "pw").write_text(password)
+    run = functools.partial(subprocess.run, check=True, capture_output=True)
+    try:
+        run([*as_owner, bindir / "initdb", "-D", root / "data", "-U", "postgres", "--auth=scram-sha-256",
+             f"--pwfile={root / 'pw'}"])
+        run([*as_owner, bindir / "pg_ctl", "-D", root / "data", "-w", "-l", root / "log", "start", "-o",
+             f"-p {port} -c listen_addresses=127.0.0.1 -k {root}"])
+        yield port, password
+    finally:
+        stop = [*as_owner, bindir / "pg_ctl", "-D", root / "data", "-m", "immediate", "stop"]
+        subprocess.run(stop, capture_output=True)
+        shutil.rmtree(root)
+
+
+def test_a_wrong_password_is_refused_by_name_and_never_shown(scram_postgres, capfd):
+    port, password = scram_postgres
+    wrong = f"wrong-{uuid.uuid4().hex}"
+
+    @asset(io_manager_key="table_io_manager", partitions_def=StaticPartitionsDefinition(["a"]))
+    def scores() -> pl.DataFrame:
+        return pl.DataFrame({"video_id": ["v1"], "score": [1.0]})
+
+    def run(store: PostgresTableStore, **kwargs):
+        resources = {"table_io_manager": PolarsTableIOManager(store=store)}
+        return materialize([scores], partition_key="a", resources=resources, **kwargs)
+
+    refused = PostgresTableStore(port=port, dbname="postgres", password=wrong)
+    result = run(refused, raise_on_error=False)
+    assert not result.success
+    events = "\n".join(str(event) for event in result.all_events)
+    assert "password authentication failed" in events and f"127.0.0.1:{port}" in events
+    good = PostgresTableStore(port=port, dbname="postgres", password=password)
+    assert run(good).success
+    assert good.read("scores")["video_id"].to_list() == ["v1"]
+    output = capfd.readouterr()
+    for secret in (wrong, password):
+        assert secret not in events + output.out + output.err + good.location() + refused.location()

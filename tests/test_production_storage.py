@@ -350,6 +350,11 @@ def test_s3_outage_in_the_middle_of_an_asset_then_a_clean_rerun(clean, generated
             assert f"S3 at {server.endpoint_url}" in run_errors(instance, failed.run_id)
 
             server.start()
+            # between the failed run and the re-run: no row points to a missing object, and the
+            # failed run wrote nothing outside its challenge's prefixes
+            between = stored(resources, "demo", clean.reported)
+            assert between.referenced <= between.objects
+            assert all(normalised(key, "demo") for key in resources["object_store"].list_keys(""))
             rerun = run(resources, instance, "demo")
             assert rerun.success
             after = stored(resources, "demo", clean.reported)
@@ -528,6 +533,11 @@ def test_helm_values_agree_with_the_instance_config():
     assert [(limit["key"], limit["limit"]) for limit in runs["tagConcurrencyLimits"]] == \
         [(limit["key"], limit["limit"]) for limit in instance["concurrency"]["runs"]["tag_concurrency_limits"]]
     assert pools["defaultLimit"] == instance["concurrency"]["pools"]["default_limit"] == 1
+    one_run_per_challenge = {"key": "dagster/partition", "limit": 1, "value": {"applyLimitPerUniqueValue": True}}
+    local = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
+    for limits in (runs["tagConcurrencyLimits"], instance["concurrency"]["runs"]["tag_concurrency_limits"],
+                   local["concurrency"]["runs"]["tag_concurrency_limits"]):
+        assert one_run_per_challenge in limits
     assert values["dagsterDaemon"]["runRetries"]["maxRetries"] == instance["run_retries"]["max_retries"]
     for launcher in (values["runLauncher"]["config"]["k8sRunLauncher"], instance["run_launcher"]["config"]):
         secrets = launcher.get("envSecrets") or [{"name": n} for n in launcher["env_secrets"]]

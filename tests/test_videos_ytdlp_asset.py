@@ -3,6 +3,8 @@ missing."""
 
 from __future__ import annotations
 
+import logging
+
 import polars as pl
 import pytest
 from dagster import materialize
@@ -61,3 +63,33 @@ def test_partial_failure_then_rerun_fetches_only_the_missing(generated, resource
         assert store.read("video_failures", ["remote"])["video_id"].to_list() == ["gone"]
         v01 = again.filter(pl.col("video_id") == "v01").row(0, named=True)
         assert v01["url"] == server.url("/v01.mp4") and v01["info_json"] and not v01["watermark_masked"]
+
+
+def test_cookies_and_signed_urls_are_stored_and_logged_nowhere(generated, resources, instance, tmp_path, caplog, capfd):
+    secret, signature = "SECRET-COOKIE-VALUE-4f1c", "SIGNATURE-9a7e"
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(f"# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsessionid\t{secret}\n")
+    routes = {"/v01.mp4": Route((generated.root / "videos" / "v01.mp4").read_bytes()),
+              "/baseline.mp4": Route((generated.root / "baseline.mp4").read_bytes())}
+    caplog.set_level(logging.DEBUG)
+    with serve_videos(routes) as server:
+        challenge = parse_challenge({
+            "name": "cookies",
+            "source": {"kind": "yt_dlp", "urls": [server.url(f"/v01.mp4?sig={signature}")],
+                       "cookies_file": str(cookies)},
+            "baseline": {"url": server.url("/baseline.mp4"), "video_id": "baseline"},
+            "prompts": generated.truth["prompts"],
+            "max_video_seconds": 20,
+        })
+        register_challenge(challenge, resources["table_store"], instance)
+        result = materialize([videos], partition_key="cookies", resources=resources, instance=instance)
+        assert result.success and secret in server.headers["/v01.mp4"]["Cookie"]  # it was sent
+    store, objects = resources["table_store"], resources["object_store"]
+    tables = {name: store.read(name, ["cookies"]) for name in ("videos", "video_failures", "challenges")}
+    assert tables["videos"].height == 2 and "formats" in tables["videos"]["info_json"][0]
+    stored_bytes = b"".join(objects.get_bytes(key) for key in objects.list_keys(""))
+    events = "\n".join(str(record) for record in instance.all_logs(result.run_id))
+    output = capfd.readouterr()
+    everything = "\n".join([*(t.write_csv() for t in tables.values()), events, caplog.text, output.out, output.err])
+    assert secret not in everything and secret.encode() not in stored_bytes
+    assert signature not in tables["videos"]["info_json"][0]

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
+import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -196,15 +200,16 @@ def test_url_list_files_are_read_and_fetched_through_ytdlp(server: ServedVideos,
     assert probe(fetched.path).duration_s == pytest.approx(2.5, abs=0.1)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("name,likes\nx,1\n", "needs a 'url', 'video_id' or 'id' column"),
-    ("id\n12ab\n", "videos.csv:2: '12ab' is not a TikTok video id"),
-])
-def test_bad_url_lists_are_refused(tmp_path: Path, content: str, message: str) -> None:
+def test_bad_url_lists_are_refused_and_bad_entries_are_failures(tmp_path: Path) -> None:
     path = tmp_path / "videos.csv"
-    path.write_text(content)
-    with pytest.raises(ValueError, match=message):
+    path.write_text("name,likes\nx,1\n")
+    with pytest.raises(ValueError, match="needs a 'url', 'video_id' or 'id' column") as raised:
         read_url_list(path)
+    assert "likes" not in str(raised.value)  # the file's first line is not echoed
+    path.write_text("id\n12ab\n")
+    [ref] = read_url_list(path)
+    assert ref.video_id == "line-2"
+    assert "videos.csv line 2 is neither a URL nor a TikTok video id" in ref.info["invalid"]
 
 
 def test_cookies_are_sent_and_the_users_file_is_left_alone(server: ServedVideos, tmp_path: Path) -> None:
@@ -262,3 +267,40 @@ def test_video_ids_from_urls() -> None:
     assert video_id_from_url("http://127.0.0.1:8000/clips/a%20b.mp4") == "a_b"
     with pytest.raises(ValueError):
         tiktok_video_url("https://www.tiktok.com/")
+
+
+# -- a host that trickles: the per-video deadline, the size limit, a prompt stop ------------------------------
+
+
+class _Terminated(BaseException):
+    """What Dagster raises in a run's main thread on SIGTERM (its DagsterExecutionInterruptedError)."""
+
+
+def _fetch_processes() -> list:
+    return [p for p in multiprocessing.active_children() if p.name.startswith("fetch-")]
+
+
+def test_a_trickling_host_is_cut_at_the_deadline_and_a_large_file_at_the_size_limit(clips, tmp_path: Path) -> None:
+    routes = {"/trickle.mp4": Route(clips["portrait"], trickle_s=0.5), "/big.mp4": Route(clips["landscape"])}
+    with serve_videos(routes) as served:
+        source = YtDlpSource([], max_bytes=len(clips["landscape"]) - 1)
+        [trickle] = fetch_all(source, [VideoRef("trickle", served.url("/trickle.mp4"))], tmp_path, deadline_s=1.5,
+                              max_attempts=2, backoff_s=0.01)
+        [big] = fetch_all(source, [VideoRef("big", served.url("/big.mp4"))], tmp_path, deadline_s=600)
+    assert trickle.fetched is None and trickle.attempts == 1  # not retried: another try would trickle too
+    assert "not downloaded within the 1.5 s deadline" in trickle.error
+    assert big.fetched is None and big.attempts == 1 and "bytes allowed (max_video_bytes)" in big.error
+    assert list(tmp_path.iterdir()) == [] and _fetch_processes() == []
+
+
+def test_sigterm_stops_a_download_at_once(clips, tmp_path: Path) -> None:
+    route = Route(clips["portrait"], trickle_s=0.5)  # minutes to send: the deadline is far off
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(_Terminated()))
+    try:
+        with serve_videos({"/trickle.mp4": route}) as served:
+            threading.Thread(target=lambda: route.started.wait() and os.kill(os.getpid(), signal.SIGTERM)).start()
+            with pytest.raises(_Terminated):
+                fetch_all(YtDlpSource([]), [VideoRef("trickle", served.url("/trickle.mp4"))], tmp_path, deadline_s=600)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert _fetch_processes() == [] and list(tmp_path.iterdir()) == []

@@ -17,7 +17,9 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-NAME_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
+from tiktokfer_assets.sources.base import check_video_id
+
+NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 class ChallengeError(ValueError):
@@ -25,7 +27,7 @@ class ChallengeError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Prompt(_Strict):
@@ -118,6 +120,11 @@ class BaselineSpec(_Strict):
     url: str | None = None
     video_id: str | None = None
 
+    @field_validator("video_id")
+    @classmethod
+    def _video_id(cls, value: str | None) -> str | None:
+        return value if value is None else check_video_id(value)
+
     @model_validator(mode="after")
     def _one_location(self) -> "BaselineSpec":
         if (self.path is None) == (self.url is None):
@@ -164,7 +171,7 @@ class ChallengeDefinition(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError(
                 f"challenge name {value!r} is invalid: use 1-64 characters from lower-case letters, "
                 "digits, '_' and '-' (it becomes a Dagster partition key and a storage prefix)"

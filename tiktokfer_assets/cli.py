@@ -12,6 +12,8 @@ from tiktokfer_assets.challenges import ChallengeError, dump_challenge, load_cha
 from tiktokfer_assets.dataset import DatasetError
 from tiktokfer_assets.fetch import FetchError, fetch_all
 from tiktokfer_assets.paths import data_dir, home_dir
+from tiktokfer_assets.resources.object_store import ObjectStoreError
+from tiktokfer_assets.resources.table_store import TableStoreError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -41,14 +43,13 @@ def cmd_fetch(args) -> None:
 
 
 def cmd_challenge_add(args) -> None:
-    from tiktokfer_assets.media.probe import probe
+    from tiktokfer_assets.automation.challenge_sensor import check_local_files
     from tiktokfer_assets.registry import register_challenge
 
     instance, store = dagster_instance(), table_store()
     for file in args.files:
         challenge = load_challenge(file)
-        if challenge.baseline.path and Path(challenge.baseline.path).is_file():
-            challenge.check_baseline_duration(probe(challenge.baseline.path).duration_s)
+        check_local_files(challenge)  # what a run would fail on: missing folder or baseline, unreadable baseline
         changed = register_challenge(challenge, store, instance)
         print(f"{challenge.name}: {'registered' if changed else 'unchanged'} (version {challenge.version})")
 
@@ -82,8 +83,10 @@ def cmd_generate(args) -> None:
 
 def cmd_materialize(args) -> None:
     from tiktokfer_assets.definitions import defs, materialize_challenge
+    from tiktokfer_assets.registry import get_challenge
     from tiktokfer_assets.summary import challenge_summary
 
+    get_challenge(table_store(), args.name)  # an unknown name is one line, before Dagster looks for its partition
     materialize_challenge(defs, args.name, dagster_instance())
     print(challenge_summary(args.name, table_store(), resources_object_store()))
 
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ChallengeError, DatasetError, FetchError) as exc:
+    except (ChallengeError, DatasetError, FetchError, TableStoreError, ObjectStoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

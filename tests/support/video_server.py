@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -27,6 +27,8 @@ class Route:
     (e.g. ``(503, 503)``), before the body is served. ``delay_s``: wait before
     answering each request (a host that hangs). ``truncate_at``: announce the whole
     body but send only this many bytes, then close (a connection dropped mid-download).
+    ``trickle_s``: send the body one byte every this many seconds (a host that never
+    times out a read but never finishes). ``started`` is set when a body starts.
     """
 
     body: bytes
@@ -34,6 +36,8 @@ class Route:
     fail_with: tuple[int, ...] = ()
     delay_s: float = 0.0
     truncate_at: int | None = None
+    trickle_s: float = 0.0
+    started: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -73,7 +77,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(route.body)))
             self.end_headers()
             if send_body:
-                self._send_throttled(route.body[:route.truncate_at])
+                route.started.set()
+                self._send_throttled(route.body[:route.truncate_at], route.trickle_s)
         except (BrokenPipeError, ConnectionResetError):
             # The client stopped reading (yt-dlp's generic extractor reads only the
             # start of a URL to sniff its type); that ends this answer.
@@ -84,7 +89,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _send_throttled(self, body: bytes) -> None:
+    def _send_throttled(self, body: bytes, trickle_s: float = 0.0) -> None:
+        if trickle_s:
+            for offset in range(len(body)):
+                self.wfile.write(body[offset:offset + 1])
+                self.wfile.flush()
+                if self.server.stop.wait(trickle_s):
+                    return
+            return
         rate = self.server.bytes_per_s
         if not rate:
             self.wfile.write(body)

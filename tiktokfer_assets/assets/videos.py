@@ -14,7 +14,7 @@ from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.resources.video_source import VideoSourceResource
-from tiktokfer_assets.sources.base import VideoRef
+from tiktokfer_assets.sources.base import INVALID, LISTING_ERROR, SOURCE_URL, VideoRef
 from tiktokfer_assets.sources.download_pool import fetch_all
 from tiktokfer_assets.tables import conform
 
@@ -27,11 +27,26 @@ def _failure(ref: VideoRef, role: str, stage: str, reason: str, attempts: int) -
 
 
 def _reusable(ref: VideoRef, previous: dict | None, object_store: ObjectStore) -> bool:
-    """A stored video is kept as is when its object is there and the source says it is unchanged."""
+    """A stored video is kept as is when its object is there and the source says it is unchanged
+    (same content hash when the source knows it, same URL when the ref names the one it must come from)."""
     if previous is None or not object_store.exists(previous["object_key"]):
         return False
     source_sha = ref.info.get("sha256")
-    return source_sha is None or source_sha == previous["source_sha256"]
+    if source_sha is not None:
+        return source_sha == previous["source_sha256"]
+    return ref.info.get(SOURCE_URL, previous["url"]) == previous["url"]
+
+
+def _not_the_baseline(refs: list[VideoRef], baseline: VideoRef) -> list[VideoRef]:
+    """``refs``, where one whose id is the baseline's becomes a failure instead of overwriting the baseline."""
+    reason = f"video id {baseline.video_id!r} is the baseline's; rename the video (or set baseline.video_id)"
+    return [VideoRef(r.video_id, r.url, {INVALID: reason}) if r.video_id == baseline.video_id else r for r in refs]
+
+
+def _not_listed(previous: dict[str, dict], listed: set[str], object_store: ObjectStore) -> list[dict]:
+    """Stored performances a listing that failed in part did not name: kept, since they may still be there."""
+    return [row for vid, row in previous.items()
+            if vid not in listed and row["role"] == "performance" and object_store.exists(row["object_key"])]
 
 
 @multi_asset(
@@ -58,7 +73,9 @@ def videos(
     previous = {row["video_id"]: row for row in table_store.read("videos", [challenge.name]).iter_rows(named=True)}
     source = video_sources.for_challenge(challenge)
     baseline_source, baseline_ref = video_sources.baseline(challenge)
-    refs = source.list_videos(challenge.max_videos)
+    refs = _not_the_baseline(source.list_videos(challenge.max_videos), baseline_ref)
+    # only a complete listing may drop stored videos it no longer names (and delete their objects)
+    complete = not any(LISTING_ERROR in ref.info for ref in refs)
     context.log.info(f"{challenge.name}: source lists {len(refs)} videos (max_videos={challenge.max_videos})")
 
     rows: list[dict] = []
@@ -72,6 +89,8 @@ def videos(
                 workers=video_sources.download_workers,
                 max_attempts=video_sources.max_attempts,
                 backoff_s=video_sources.backoff_s,
+                deadline_s=video_sources.video_deadline_s,
+                max_bytes=video_sources.max_video_bytes,
                 skip=lambda ref: _reusable(ref, previous.get(ref.video_id), object_store),
                 on_progress=lambda progress, role=role: context.log.info(f"{challenge.name} {role}: {progress}"),
             )
@@ -80,7 +99,8 @@ def videos(
                     rows.append({**previous[outcome.ref.video_id], "role": role})
                     skipped += 1
                 elif outcome.fetched is None:
-                    failures.append(_failure(outcome.ref, role, "fetch", outcome.error, outcome.attempts))
+                    stage = "list" if INVALID in outcome.ref.info else "fetch"
+                    failures.append(_failure(outcome.ref, role, stage, outcome.error, outcome.attempts))
                 else:
                     try:
                         rows.append(store_video(outcome.fetched, challenge, role, object_store, workdir))
@@ -89,10 +109,13 @@ def videos(
                     finally:
                         outcome.fetched.path.unlink(missing_ok=True)
 
+    if not complete:
+        kept = _not_listed(previous, {ref.video_id for ref in refs} | {baseline_ref.video_id}, object_store)
+        context.log.warning(f"{challenge.name}: the listing failed in part; {len(kept)} stored videos it did not "
+                            "name are kept and no stored video is deleted")
+        rows += kept
     table = conform("videos", rows).sort("role", "video_id")
     failure_table = conform("video_failures", failures).sort("video_id")
-    # objects of videos that are no longer part of the challenge go with their rows
-    orphans = object_store.delete_prefix(f"videos/{challenge.name}/", keep=set(table["object_key"]))
     yield Output(failure_table, "video_failures", metadata={"failures": failure_table.height})
 
     baseline_rows = table.filter(pl.col("role") == "baseline")
@@ -105,10 +128,7 @@ def videos(
     challenge.check_baseline_duration(baseline_rows["duration_s"][0])
     if refs and performances == 0:
         raise Failure(f"{challenge.name}: none of the {len(refs)} videos could be ingested; see video_failures")
-    context.log.info(
-        f"{challenge.name}: {performances} videos stored ({skipped} unchanged), {len(failures)} failed, "
-        f"{orphans} stale objects removed"
-    )
+    context.log.info(f"{challenge.name}: {performances} videos stored ({skipped} unchanged), {len(failures)} failed")
     yield Output(table, "videos", metadata={
         "videos": performances,
         "failures": len(failures),
@@ -119,3 +139,8 @@ def videos(
         "storage_prefix": MetadataValue.text(object_store.uri(f"videos/{challenge.name}")),
         "preview_failures": MetadataValue.md(markdown_preview(failure_table)),
     })
+    if complete:
+        # Dagster stores an output before the generator resumes: these rows are committed now, so the
+        # objects of videos no longer part of the challenge can go (a failed run never gets here)
+        orphans = object_store.delete_prefix(f"videos/{challenge.name}/", keep=set(table["object_key"]))
+        context.log.info(f"{challenge.name}: {orphans} stale objects removed")

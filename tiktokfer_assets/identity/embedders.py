@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tiktokfer_assets.paths import weights_dir
+from tiktokfer_assets.fetch import MOBILEFACENET_WEIGHTS, require_file
 from tiktokfer_assets.vision.align import align_face
 from tiktokfer_assets.vision.mobilefacenet import EMBEDDING_DIM, INPUT_SIZE, load_mobilefacenet
 
@@ -76,7 +76,7 @@ class MobileFaceNetEmbedder:
 
     Args:
         weights_path: checkpoint with the state dict under ``net_state_dict``
-            (default ``weights_dir()/"mobilefacenet_casia.ckpt"``).
+            (default: the manifest's, verified by sha256).
         device: torch device the network runs on.
         batch_size: faces per forward pass (each pass also runs their mirrors).
     """
@@ -90,8 +90,7 @@ class MobileFaceNetEmbedder:
         device: str | torch.device = "cpu",
         batch_size: int = 64,
     ) -> None:
-        default = weights_dir() / "mobilefacenet_casia.ckpt"
-        self.weights_path = Path(weights_path) if weights_path is not None else default
+        self.weights_path = Path(weights_path) if weights_path is not None else require_file(MOBILEFACENET_WEIGHTS)
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.model = load_mobilefacenet(self.weights_path, self.device)

@@ -2,7 +2,9 @@
 
 - Writes replace one challenge's rows in ONE transaction: ``DELETE`` the partition's
   rows, then bulk-insert the new ones with ``COPY``. Readers see the old rows or the
-  new ones, never a mix; a failed write leaves the old rows.
+  new ones, never a mix; a failed write (a session killed mid-``COPY`` included) leaves
+  the old rows. Writers of one (table, partition) are serialised by a transaction-level
+  advisory lock, so two runs of one partition never leave both their rows.
 - The project owns the schema: tables live in their own Postgres schema
   (``db_schema``, default ``tiktokfer``, apart from Dagster's own tables), are created
   from :data:`tiktokfer_assets.tables.SCHEMAS` when a run starts, and gain a column
@@ -182,6 +184,16 @@ class PostgresTableStore(TableStore):
             "change text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         ).format(self._ident(VERSION_TABLE)))
 
+    def _lock_partition(self, cur, table: str, challenge: str) -> None:
+        """Serialise the writers of one (table, partition) until this transaction ends.
+
+        Under READ COMMITTED two concurrent DELETE + COPY of one partition would each delete
+        the rows committed before them and both insert: twice the rows. The second writer
+        now waits here, and its DELETE sees (and removes) the first one's rows.
+        """
+        key = _lock_key(f"{config_value(self.db_schema)}.{table}/{challenge}")
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
     def _version(self, cur) -> int:
         cur.execute(sql.SQL("SELECT coalesce(max(version), 0) FROM {}").format(self._ident(VERSION_TABLE)))
         return cur.fetchone()[0]
@@ -241,6 +253,7 @@ class PostgresTableStore(TableStore):
         incoming = with_partition(df, challenge)
         columns = dict(incoming.schema)
         with self._transaction(f"replacing partition {challenge!r} of table {table!r}") as cur:
+            self._lock_partition(cur, table, challenge)
             self._ensure(cur, table, columns)
             ident = self._ident(table)
             cur.execute(
@@ -280,6 +293,7 @@ class PostgresTableStore(TableStore):
 
     def delete_partition(self, table: str, challenge: str) -> None:
         with self._transaction(f"deleting partition {challenge!r} of table {table!r}") as cur:
+            self._lock_partition(cur, table, challenge)
             if self._columns(cur, table):
                 cur.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(
                     self._ident(table), sql.Identifier(PARTITION_COLUMN)), [challenge])

@@ -16,8 +16,8 @@ from tiktokfer_assets.challenges import (
 )
 from tiktokfer_assets.resources.research_api_usage import TableStoreLedger
 from tiktokfer_assets.resources.table_store import TableStore
-from tiktokfer_assets.sources.base import VideoRef, VideoSource
-from tiktokfer_assets.sources.local_folder import LocalFolderSource, video_id_from_name
+from tiktokfer_assets.sources.base import SOURCE_URL, VideoRef, VideoSource
+from tiktokfer_assets.sources.local_folder import LocalFolderSource, file_ref, video_id_from_name
 from tiktokfer_assets.sources.research_api import (
     API_URL,
     DAILY_REQUEST_LIMIT,
@@ -51,6 +51,9 @@ class VideoSourceResource(ConfigurableResource):
     socket_timeout_s: float = 30.0
     research_api: ResearchApiConfig = ResearchApiConfig()
     table_store: TableStore | None = None
+    # one try of one video: killed past this many seconds (a host that trickles bytes), or past this size
+    video_deadline_s: float = 600.0
+    max_video_bytes: int = 1 << 30
 
     def _ytdlp(self, urls: list[str], spec: YtDlpSourceSpec | None = None):
         from tiktokfer_assets.sources.ytdlp import YtDlpSource
@@ -61,7 +64,7 @@ class VideoSourceResource(ConfigurableResource):
             "proxy": spec.proxy,
             "impersonate": spec.impersonate,
         }
-        return YtDlpSource(urls, socket_timeout_s=self.socket_timeout_s, **options)
+        return YtDlpSource(urls, socket_timeout_s=self.socket_timeout_s, max_bytes=self.max_video_bytes, **options)
 
     def _research_api(self, spec: ResearchApiSourceSpec) -> ResearchApiSource:
         config = self.research_api
@@ -99,7 +102,8 @@ class VideoSourceResource(ConfigurableResource):
         """The source that fetches the baseline video, and its reference."""
         baseline = challenge.baseline
         if baseline.path is not None:
-            ref = VideoRef(baseline.video_id or video_id_from_name(baseline.path), baseline.path)
-            return LocalFolderSource(Path(baseline.path).parent), ref
-        ref = VideoRef(baseline.video_id or "baseline", baseline.url)
+            path = Path(baseline.path)
+            return LocalFolderSource(path.parent), file_ref(path, baseline.video_id or video_id_from_name(path.name))
+        # the URL is the baseline's identity: a new URL is fetched again
+        ref = VideoRef(baseline.video_id or "baseline", baseline.url, {SOURCE_URL: baseline.url})
         return self._ytdlp([baseline.url]), ref

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+# ``VideoRef.info`` key of an entry a listing found but cannot fetch (its value is the reason):
+# the download pool records it as a failure without fetching, and the rest of the listing goes on.
+INVALID = "invalid"
+# ``VideoRef.info`` key of a list (a user page, a collection) that could not be expanded: the ref is tried as
+# one video, and the listing counts as incomplete (stored videos it does not name are kept).
+LISTING_ERROR = "listing_error"
+# ``VideoRef.info`` key of the URL a stored video must have come from to be reused (the baseline's ``url``).
+SOURCE_URL = "source_url"
+# Every video id (baseline and performances, from any source) becomes a file name and an object key.
+VIDEO_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def check_video_id(video_id: str) -> str:
+    """``video_id`` when it matches :data:`VIDEO_ID_PATTERN`, else a one-line ``ValueError``."""
+    if not isinstance(video_id, str) or not VIDEO_ID_PATTERN.fullmatch(video_id):
+        raise ValueError(f"video id {video_id!r} is invalid: use 1-128 letters, digits, '_' or '-'")
+    return video_id
+
+
+def path_inside(folder: Path, name: str) -> Path:
+    """``folder/name``, refused (``ValueError``) when it resolves outside ``folder``."""
+    base = Path(folder).resolve()
+    path = (base / name).resolve()
+    if not path.is_relative_to(base) or path == base:
+        raise ValueError(f"{name!r} resolves outside {base}")
+    return path
 
 
 class FetchError(RuntimeError):
@@ -22,6 +50,9 @@ class VideoRef:
     video_id: str
     url: str
     info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        check_video_id(self.video_id)
 
 
 @dataclass

@@ -37,7 +37,7 @@ from yt_dlp.networking.impersonate import ImpersonateTarget
 from yt_dlp.utils import GeoRestrictedError, UnsupportedError, YoutubeDLError, url_basename
 
 from tiktokfer_assets.media.probe import ProbeError, probe
-from tiktokfer_assets.sources.base import FetchedVideo, FetchError, VideoRef
+from tiktokfer_assets.sources.base import LISTING_ERROR, FetchedVideo, FetchError, VideoRef
 from tiktokfer_assets.sources.tiktok_metadata import metadata_from_info
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def tiktok_video_url(video_id: str) -> str:
 
 def safe_video_id(raw: str) -> str:
     """``raw`` made safe for file names and object keys (case kept: some sites' ids are case-sensitive)."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", raw).strip("_") or "video"
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", raw).strip("_")[:128] or "video"
 
 
 def video_id_from_url(url: str) -> str:
@@ -141,6 +141,36 @@ def classify_error(exc: BaseException, url: str) -> FetchError:
     if _TRANSIENT_MESSAGES.search(text):
         return fail(True, "network error")
     return fail(False, "failed")
+
+
+# What yt-dlp's info keeps that is a credential: each format's cookies, request headers that authenticate,
+# and the signed query strings of media URLs (TikTok's CDN URLs carry tokens that play the video for anyone).
+_CREDENTIAL_KEYS = {"cookies"}
+_CREDENTIAL_HEADERS = {"cookie", "authorization", "proxy-authorization", "x-api-key"}
+_SIGNED_URL_KEYS = {"url", "manifest_url", "fragment_base_url"}
+
+
+def without_credentials(value: Any) -> Any:
+    """yt-dlp's info (or any part of it) without cookies, authenticating headers and media URLs' query strings.
+
+    The page URLs (``webpage_url``, ``original_url``) are kept: they are what the challenge lists.
+    """
+    if isinstance(value, list):
+        return [without_credentials(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    clean = {}
+    for key, item in value.items():
+        if key in _CREDENTIAL_KEYS:
+            continue
+        if key == "http_headers" and isinstance(item, dict):
+            item = {name: v for name, v in item.items() if name.lower() not in _CREDENTIAL_HEADERS}
+        elif key in _SIGNED_URL_KEYS and isinstance(item, str):
+            item = item.split("?", 1)[0]
+        else:
+            item = without_credentials(item)
+        clean[key] = item
+    return clean
 
 
 def _clean_message(message: str) -> str:
@@ -218,7 +248,8 @@ class YtDlpSource:
     downloads). ``sleep_interval_s``: pause between requests and before each
     download. ``proxy``: a proxy URL for every request. ``impersonate``: a browser
     target such as ``"chrome"`` (needs curl_cffi; refused with the installed targets
-    when unavailable). ``socket_timeout_s``: per-request network timeout.
+    when unavailable). ``socket_timeout_s``: per-request network timeout. ``max_bytes``:
+    a download that announces or reaches more is stopped as a permanent failure.
     ``format_preference``: a yt-dlp format selector; the default avoids TikTok's
     watermarked format whenever another exists.
     """
@@ -229,6 +260,7 @@ class YtDlpSource:
     proxy: str | None = None
     impersonate: str | None = None
     socket_timeout_s: float = 30.0
+    max_bytes: int | None = None
     format_preference: str = NO_WATERMARK_FORMAT
     _impersonate_target: ImpersonateTarget | None = field(init=False, default=None, repr=False, compare=False)
 
@@ -265,6 +297,8 @@ class YtDlpSource:
             "extract_flat": "in_playlist",
             "cachedir": False,
         }
+        if self.max_bytes is not None:
+            params["progress_hooks"] = [self._size_limit]
         if self.sleep_interval_s > 0:
             params["sleep_interval_requests"] = self.sleep_interval_s
             params["sleep_interval"] = self.sleep_interval_s
@@ -278,6 +312,13 @@ class YtDlpSource:
             params["cookiefile"] = str(private)
         params.update(extra)
         return params
+
+    def _size_limit(self, progress: dict[str, Any]) -> None:
+        """yt-dlp progress hook: stop a download past ``max_bytes`` (announced or received)."""
+        size = max(progress.get("downloaded_bytes") or 0, progress.get("total_bytes") or 0)
+        if size > self.max_bytes:
+            raise FetchError(f"{progress.get('info_dict', {}).get('webpage_url', 'the video')}: more than the "
+                             f"{self.max_bytes} bytes allowed (max_video_bytes)")
 
     def list_videos(self, limit: int) -> list[VideoRef]:
         """Up to ``limit`` refs from the URLs, in order, without duplicates.
@@ -307,7 +348,7 @@ class YtDlpSource:
             except YoutubeDLError as exc:
                 error = classify_error(exc, url)
                 log.warning("could not list %s: %s", url, error)
-                return [VideoRef(video_id_from_url(url), url, {"listing_error": str(error)})]
+                return [VideoRef(video_id_from_url(url), url, {LISTING_ERROR: str(error)})]
         if info.get("_type") != "playlist":
             return [VideoRef(safe_video_id(str(info["id"])), info.get("webpage_url") or url)]
         refs = []
@@ -338,11 +379,11 @@ class YtDlpSource:
             try:
                 with _youtube_dl(self.ydl_params(workdir, logger)) as ydl:
                     info = ydl.extract_info(ref.url, download=True)
-                    info_json = json.dumps(ydl.sanitize_info(dict(info), remove_private_keys=True))
+                    info_json = json.dumps(without_credentials(ydl.sanitize_info(dict(info), remove_private_keys=True)))
             except YoutubeDLError as exc:
                 raise _with_warnings(classify_error(exc, ref.url), logger) from exc
             if info.get("_type") == "playlist":
-                listing_error = ref.info.get("listing_error")
+                listing_error = ref.info.get(LISTING_ERROR)
                 raise FetchError(
                     f"{ref.url} is a list of videos, not one video"
                     + (f" (listing it failed: {listing_error})" if listing_error else ""), transient=False)
