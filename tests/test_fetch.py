@@ -94,6 +94,7 @@ def weights_copy(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.media
 def test_damaged_weights_are_refused_when_a_run_loads_them(weights_copy):
     checkpoint = weights_copy / "mobilefacenet_casia.ckpt"
     with checkpoint.open("r+b") as fh:  # 4 KiB of flipped bytes: torch would still load it
@@ -109,6 +110,7 @@ def test_damaged_weights_are_refused_when_a_run_loads_them(weights_copy):
         fetch.require_file("weights/retinaface_mobilenet0.25.pth")
 
 
+@pytest.mark.media
 def test_the_check_is_cached_by_size_and_mtime(weights_copy, monkeypatch):
     hashed = []
     monkeypatch.setattr(fetch, "sha256_of", lambda path: hashed.append(path) or sha256_of(path))
