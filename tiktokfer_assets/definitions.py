@@ -7,6 +7,7 @@ import os
 import yaml
 from dagster import DagsterInstance, Definitions, in_process_executor, multiprocess_executor
 
+from tiktokfer_assets.assets.expression_model import expression_model
 from tiktokfer_assets.assets.faces import faces
 from tiktokfer_assets.assets.frames import frames
 from tiktokfer_assets.assets.individuals import face_embeddings, individuals
@@ -20,7 +21,7 @@ from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.automation import JOBS, SCHEDULES, SENSORS
 from tiktokfer_assets.checks import TABLE_CHECKS
 
-ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces]
+ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces, expression_model]
 
 
 def executor_for(name: str | None = None):

@@ -16,10 +16,12 @@ from dagster import AssetSelection, define_asset_job
 ALL_ASSETS_JOB = "challenge_all_assets"
 REPROCESS_FROM_FACES_JOB = "reprocess_from_faces"
 INGEST_JOB = "ingest_videos"
+DATASET_GROUP = "dataset"
+"""Unpartitioned assets over all challenges (export, model): kept out of the per-challenge jobs."""
 
 challenge_all_assets_job = define_asset_job(
     ALL_ASSETS_JOB,
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - AssetSelection.groups(DATASET_GROUP),
     description="Every asset of one challenge partition, checks included: videos through unique_faces.",
 )
 
@@ -27,7 +29,8 @@ reprocess_from_faces_job = define_asset_job(
     REPROCESS_FROM_FACES_JOB,
     # `key:faces+`: faces and all its descendants; a key selection by pattern, so it
     # resolves (to nothing) while faces is not defined yet
-    selection=AssetSelection.from_string("key:faces+").required_multi_asset_neighbors(),
+    selection=AssetSelection.from_string("key:faces+").required_multi_asset_neighbors()
+    - AssetSelection.groups(DATASET_GROUP),
     description=(
         "Re-run face detection and everything downstream (individuals, unique faces) for a challenge, "
         "reusing its stored videos, subvideos and frames; e.g. after changing the detector or the embedder."
