@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from tiktokfer_assets.challenges import ChallengeError, dump_challenge, load_challenge
+from tiktokfer_assets.expression.errors import ExpressionInputError
 from tiktokfer_assets.fetch import FetchError, fetch_all
+from tiktokfer_assets.media.frames import FrameExtractionError
 from tiktokfer_assets.paths import data_dir, home_dir
 
 
@@ -89,7 +91,9 @@ def resources_object_store():
 
 
 def cmd_demo(args) -> None:
+    from tiktokfer_assets.assets.expression_model import export_defined, train_on_latest_release
     from tiktokfer_assets.definitions import defs, materialize_challenge
+    from tiktokfer_assets.environments import resources_for
     from tiktokfer_assets.registry import register_challenge
     from tiktokfer_assets.summary import challenge_summary
     from tiktokfer_assets.testkit.generator import build_challenge
@@ -102,9 +106,40 @@ def cmd_demo(args) -> None:
     register_challenge(challenge, store, instance)
     materialize_challenge(defs, challenge.name, instance)
     print(challenge_summary(challenge.name, store, resources_object_store()))
+    if export_defined(defs):  # the dataset export (issue 11) is materialised before this once it is wired
+        print(train_on_latest_release(instance, resources_for()))
     print(f"\nDemo challenge files: {out} (ground truth in {generated.truth_json})")
     print(f"Open the Dagster UI on these results: DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
           ".venv/bin/dagster dev -w workspace.yaml   (or `make ui`), then http://127.0.0.1:3000")
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
+
+
+def cmd_predict(args) -> None:
+    import tempfile
+
+    from tiktokfer_assets.assets.expression_model import fetch_model
+    from tiktokfer_assets.assets.faces import RETINAFACE_WEIGHTS
+    from tiktokfer_assets.expression.artifact import load_model, predict_image, predict_video
+    from tiktokfer_assets.fetch import require_file
+    from tiktokfer_assets.vision.detector import FaceDetector
+
+    path = Path(args.path)
+    if not path.is_file():
+        raise ExpressionInputError(f"{path}: no such file")
+    with tempfile.TemporaryDirectory() as tmp:
+        model = load_model(fetch_model(args.model, resources_object_store(), dagster_instance, Path(tmp)))
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        label, probability = predict_image(model, path)
+        print(f"{path.name}: {label} {probability:.3f}")
+        return
+    rows = predict_video(model, path, FaceDetector(require_file(RETINAFACE_WEIGHTS)))
+    if not rows:
+        print(f"{path.name}: no face found")
+    for row in rows:
+        print(f"{path.name} {row['timestamp_s']:.1f} s face {row['face']}: "
+              f"{row['expression']} {row['probability']:.3f}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     materialize.add_argument("name")
     materialize.set_defaults(func=cmd_materialize)
 
+    predict = sub.add_parser("predict", help="expression and probability of a face image, or of each face of a video")
+    predict.add_argument("path", help="a face image (an aligned crop like the export's) or a video")
+    predict.add_argument("--model", default=None, help="model folder or object-store prefix models/<release>/<digest> "
+                         "(default: the latest expression_model materialisation's)")
+    predict.set_defaults(func=cmd_predict)
+
     demo = sub.add_parser("demo", help="fetch, generate the demo challenge, register it, materialise everything, summarise")
     demo.add_argument("--source", default=None, help="as for fetch")
     demo.add_argument("--seed", type=int, default=0)
@@ -146,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ChallengeError, FetchError) as exc:
+    except (ChallengeError, FetchError, ExpressionInputError, FrameExtractionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -19,6 +19,7 @@ from tiktokfer_assets.paths import PROJECT_ROOT
 
 # automation and table checks (issue 8): kept apart from the asset list
 from tiktokfer_assets.automation import JOBS, SCHEDULES, SENSORS
+from tiktokfer_assets.automation.jobs import ALL_ASSETS_JOB
 from tiktokfer_assets.checks import TABLE_CHECKS
 
 ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces, expression_model]
@@ -60,7 +61,7 @@ def build_definitions(resources: dict | None = None) -> Definitions:
 
 def materialize_challenge(definitions: Definitions, challenge: str, instance: DagsterInstance):
     """Materialise every asset of one challenge partition in this process (checks included)."""
-    job = definitions.resolve_implicit_global_asset_job_def()
+    job = definitions.resolve_job_def(ALL_ASSETS_JOB)  # not the global job: it holds the unpartitioned dataset group
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     return job.execute_in_process(partition_key=challenge, instance=instance, run_config=quiet)
 

@@ -16,6 +16,7 @@ agreement without changing the dataset others may have downloaded.
 
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from dagster import (
@@ -24,17 +25,20 @@ from dagster import (
     Config,
     DagsterInstance,
     MaterializeResult,
+    Definitions,
     MetadataValue,
     TableColumn,
     TableRecord,
     TableSchema,
     asset,
+    materialize,
 )
 
 from tiktokfer_assets.assets.faces import RETINAFACE_WEIGHTS, png_markdown
 from tiktokfer_assets.automation.trending import MOBILEFACENET_WEIGHTS
 from tiktokfer_assets.expression.agreement import AGREEMENT_THRESHOLD
-from tiktokfer_assets.expression.backbones import DEFAULT_BACKBONE
+from tiktokfer_assets.expression.backbones import DEFAULT_BACKBONE, backbone_spec
+from tiktokfer_assets.expression.errors import ExpressionInputError
 from tiktokfer_assets.expression.release import MIN_TEST_FACES, ReleaseModel, train_release
 from tiktokfer_assets.expression.train import TrainConfig
 from tiktokfer_assets.fetch import require_file
@@ -50,8 +54,8 @@ FLAGGED_ROWS_SHOWN = 20
 
 
 def backbone_weights(backbone: str) -> Path:
-    if backbone not in BACKBONE_WEIGHTS:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONE_WEIGHTS)}")
+    """The fetched checkpoint of ``backbone`` (an unknown name or a missing file is a one-line error)."""
+    backbone_spec(backbone)
     return require_file(BACKBONE_WEIGHTS[backbone])
 
 
@@ -80,20 +84,50 @@ class ExpressionModelConfig(Config):
 def latest_release_id(instance: DagsterInstance) -> str:
     event = instance.get_latest_materialization_event(AssetKey(EXPORT_ASSET))
     if event is None or event.asset_materialization is None:
-        raise ValueError(f"{EXPORT_ASSET} has never been materialised: export a dataset first, or set release_id")
+        raise ExpressionInputError(
+            f"{EXPORT_ASSET} has never been materialised: export a dataset first, or set release_id"
+        )
     entry = event.asset_materialization.metadata.get("release_id")
     if entry is None:
-        raise ValueError(f"the latest {EXPORT_ASSET} materialisation has no release_id metadata; set release_id")
+        raise ExpressionInputError(
+            f"the latest {EXPORT_ASSET} materialisation has no release_id metadata; set release_id"
+        )
     return str(entry.value)
+
+
+def download_prefix(store: ObjectStore, prefix: str, folder: Path) -> int:
+    """Download every object under ``prefix`` into ``folder`` (keys relative to it); how many."""
+    keys = store.list_keys(prefix)
+    for key in keys:
+        target = folder / key.removeprefix(prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        store.download(key, target)
+    return len(keys)
 
 
 def download_release(store: ObjectStore, release_id: str, folder: Path) -> Path:
     prefix = f"datasets/{release_id}/"
-    keys = store.list_keys(prefix)
-    if not keys:
-        raise ValueError(f"release {release_id!r} not found: nothing under {store.uri(prefix)}")
-    for key in keys:
-        store.download(key, folder / key.removeprefix(prefix))
+    if not download_prefix(store, prefix, folder):
+        raise ExpressionInputError(f"release {release_id!r} not found: nothing under {store.uri(prefix)}")
+    return folder
+
+
+def fetch_model(
+    model: str | None, store: ObjectStore, instance: Callable[[], DagsterInstance], folder: Path
+) -> Path:
+    """The model folder for ``model``: a local folder as is, else an object-store prefix downloaded into ``folder``.
+
+    ``None``: the latest ``expression_model`` materialisation's ``model_key`` (``instance`` is called only then)."""
+    if model and Path(model).is_dir():
+        return Path(model)
+    if not model:
+        event = instance().get_latest_materialization_event(AssetKey("expression_model"))
+        entry = None if event is None else event.asset_materialization.metadata.get("model_key")
+        if entry is None:
+            raise ExpressionInputError("no expression model materialised yet: train one, or pass --model")
+        model = str(entry.value)
+    if not download_prefix(store, model.rstrip("/") + "/", folder):
+        raise ExpressionInputError(f"{model}: neither a model folder nor a model in the object store")
     return folder
 
 
@@ -105,10 +139,11 @@ def _table(rows: list[dict], types: dict[str, str]) -> MetadataValue:
 PER_CLASS_TYPES = {"class": "string", "precision": "float", "recall": "float", "f1": "float", "support": "int"}
 
 
-def model_metadata(result: ReleaseModel, model_uri: str, digest: str) -> dict:
+def model_metadata(result: ReleaseModel, model_key: str, model_uri: str, digest: str) -> dict:
     metrics = result.metrics
     metadata = {
         "release_id": result.release_id,
+        "model_key": model_key,
         "model_uri": MetadataValue.path(model_uri),
         "config_digest": digest,
         "device": metrics["device"],
@@ -175,4 +210,24 @@ def expression_model(
             object_store.put_file(prefix + file.name, file)
         for warning in result.warnings:
             context.log.warning(warning)
-        return MaterializeResult(metadata=model_metadata(result, object_store.uri(prefix), train_config.digest()))
+        metadata = model_metadata(result, prefix.rstrip("/"), object_store.uri(prefix), train_config.digest())
+        return MaterializeResult(metadata=metadata)
+
+
+def export_defined(definitions: Definitions) -> bool:
+    """Whether the code location materialises ``dataset_export`` (not only names it as a dependency)."""
+    graph = definitions.resolve_asset_graph()
+    key = AssetKey(EXPORT_ASSET)
+    return graph.has(key) and graph.get(key).is_materializable
+
+
+def train_on_latest_release(instance: DagsterInstance, resources: dict) -> str:
+    """Materialise ``expression_model`` on the latest export (the demo's last step); one line: test macro-F1, where."""
+    result = materialize([expression_model], instance=instance, resources=resources)
+    metadata = result.asset_materializations_for_node("expression_model")[0].metadata
+    f1 = metadata.get("test_macro_f1")
+    return (
+        f"Expression model on release {metadata['release_id'].value}: test macro-F1 "
+        f"{'n/a (no test faces)' if f1 is None else f'{f1.value:.3f}'}; "
+        f"checkpoint {metadata['model_uri'].value}/model.pt"
+    )

@@ -18,6 +18,7 @@ import torch
 
 from tiktokfer_assets.expression.backbones import ExpressionNet
 from tiktokfer_assets.expression.data import CROP_SIZE, load_rgb
+from tiktokfer_assets.expression.errors import ExpressionInputError
 from tiktokfer_assets.expression.preprocess import describe
 from tiktokfer_assets.expression.train import MEMORY_FORMAT, predict_proba
 from tiktokfer_assets.media.frames import iter_frames
@@ -64,7 +65,7 @@ def load_model(folder: str | Path, device: str = "cpu") -> ExpressionModel:
     """The model of an artifact folder, in eval mode on ``device``."""
     path = Path(folder) / CHECKPOINT
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: not an expression model folder")
+        raise ExpressionInputError(f"{path} is missing: not an expression model folder")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     net = ExpressionNet(checkpoint["backbone"], len(checkpoint["classes"]), weights_path=None)
     net.load_state_dict(checkpoint["state_dict"], strict=True)
@@ -77,15 +78,20 @@ def predict_image(model: ExpressionModel, image: str | Path) -> tuple[str, float
     return model.predict(crop[None])[0]
 
 
-def video_faces(video: str | Path, detector: FaceDetector, every_s: float = 0.5) -> Iterator[tuple[float, int, np.ndarray]]:
-    """``(timestamp_s, rank, crop)`` of each face the detector finds in the video's frames every ``every_s``:
-    RGB ``uint8`` 112x112, aligned on its landmarks as the export's crops are."""
+def video_faces(
+    video: str | Path, detector: FaceDetector, every_s: float = 0.5
+) -> Iterator[tuple[float, int, np.ndarray]]:
+    """``(timestamp_s, rank, crop)`` per face found in the frames every ``every_s``.
+
+    The crop is RGB ``uint8`` 112x112, aligned on its landmarks as the export's crops are."""
     for timestamp, frame in iter_frames(video, every_s):
         for rank, detection in enumerate(detector.detect_one(frame)):
             yield timestamp, rank, align_face(frame, detection.landmarks, CROP_SIZE)[..., ::-1].copy()
 
 
-def predict_video(model: ExpressionModel, video: str | Path, detector: FaceDetector, every_s: float = 0.5) -> list[dict]:
+def predict_video(
+    model: ExpressionModel, video: str | Path, detector: FaceDetector, every_s: float = 0.5
+) -> list[dict]:
     """One row per face found in the video: ``timestamp_s``, ``face`` (rank in its frame), expression, probability."""
     found = list(video_faces(video, detector, every_s))
     if not found:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tiktokfer_assets.expression.errors import ExpressionInputError
+
 CROP_SIZE = (112, 112)
 """(height, width) of the export's aligned face crops; every image is resized to it."""
 
@@ -54,7 +56,8 @@ class LabelledImages:
 def release_images(release_dir: str | Path, manifest_rows: list[dict]) -> LabelledImages:
     """The manifest's faces as files of the release (``aligned_path`` is relative to its root)."""
     root = Path(release_dir)
-    return LabelledImages([root / row["aligned_path"] for row in manifest_rows], [row["expression"] for row in manifest_rows])
+    paths = [root / row["aligned_path"] for row in manifest_rows]
+    return LabelledImages(paths, [row["expression"] for row in manifest_rows])
 
 
 def labelled_photos(folder: str | Path) -> LabelledImages:
@@ -91,7 +94,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
         with Image.open(path) as image:
             rgb = image.convert("RGB").resize(CROP_SIZE[::-1], Image.Resampling.BILINEAR)
     except OSError as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from exc
+        raise ExpressionInputError(f"cannot read image {path}: {exc}") from exc
     return np.array(rgb)
 
 
