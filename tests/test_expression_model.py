@@ -100,8 +100,8 @@ def test_fine_tuned_model_beats_chance_on_held_out_photos(photos, trained):
     result, epochs = trained
     assert [e.epoch for e in epochs] == [1, 2, 3] and result.best_epoch in (1, 2, 3)
     metrics = classification_metrics(labels["test"], predict_proba(result.model, crops["test"]).argmax(1), classes)
-    # measured: macro-F1 0.xx on the 120 held-out photos; chance is 1/6
-    assert metrics["macro_f1"] > 2 / len(classes)
+    # measured: macro-F1 0.370 (accuracy 0.392) on the 120 held-out photos; chance is 1/6 = 0.167
+    assert metrics["macro_f1"] > 0.30
 
 
 def test_training_is_deterministic_on_cpu(photos):

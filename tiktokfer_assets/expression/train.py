@@ -130,7 +130,8 @@ def train_classifier(
         raise ValueError("the train split is empty: nothing to learn from")
     torch_device = torch.device(device)
     use_amp = torch_device.type == "cuda"
-    with torch.random.fork_rng(devices=[torch_device] if use_amp else []):
+    cuda_index = torch_device.index if torch_device.index is not None else 0
+    with torch.random.fork_rng(devices=[cuda_index] if use_amp else []):
         torch.manual_seed(config.seed)
         model = ExpressionNet(config.backbone, len(classes), weights_path, config.dropout)
         model = model.to(torch_device, memory_format=MEMORY_FORMAT)
