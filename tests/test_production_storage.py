@@ -33,6 +33,7 @@ from dagster_k8s import K8sRunLauncher, k8s_job_executor
 from dagster_k8s.job import get_user_defined_k8s_config
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from tiktokfer_assets.automation.jobs import ALL_ASSETS_JOB
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.definitions import ASSETS, build_definitions
 from tiktokfer_assets.environments import production_resources, resources_for
@@ -93,7 +94,7 @@ def register(generated, resources: dict, instance: DagsterInstance, name: str, *
 
 
 def run(resources: dict, instance: DagsterInstance, challenge: str):
-    job = build_definitions(resources).resolve_implicit_global_asset_job_def()
+    job = build_definitions(resources).resolve_job_def(ALL_ASSETS_JOB)  # the global job also holds the dataset group
     return job.execute_in_process(partition_key=challenge, instance=instance, raise_on_error=False)
 
 

@@ -155,8 +155,8 @@ def model_metadata(result: ReleaseModel, model_key: str, model_uri: str, digest:
         ),
         "learning_curves": png_markdown((result.folder / "learning_curves.png").read_bytes(), "learning curves"),
     }
-    for name, key in (("test", "test"), ("external_test", "external_test")):
-        part = metrics[key]
+    for name in ("test", "external_test"):
+        part = metrics[name]
         if part is not None:
             metadata[f"{name}_accuracy"] = round(part["accuracy"], 4)
             metadata[f"{name}_macro_f1"] = round(part["macro_f1"], 4)
