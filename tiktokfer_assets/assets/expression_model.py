@@ -221,9 +221,12 @@ def export_defined(definitions: Definitions) -> bool:
     return graph.has(key) and graph.get(key).is_materializable
 
 
-def train_on_latest_release(instance: DagsterInstance, resources: dict) -> str:
-    """Materialise ``expression_model`` on the latest export (the demo's last step); one line: test macro-F1, where."""
-    result = materialize([expression_model], instance=instance, resources=resources)
+def train_on_latest_release(instance: DagsterInstance, resources: dict, config: dict | None = None) -> str:
+    """Materialise ``expression_model`` on the latest export (the demo's last step); one line: test macro-F1, where.
+
+    ``config``: :class:`ExpressionModelConfig` fields (the defaults when ``None``)."""
+    run_config = {"ops": {"expression_model": {"config": config or {}}}}
+    result = materialize([expression_model], instance=instance, resources=resources, run_config=run_config)
     metadata = result.asset_materializations_for_node("expression_model")[0].metadata
     f1 = metadata.get("test_macro_f1")
     return (
