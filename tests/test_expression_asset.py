@@ -16,6 +16,8 @@ from tiktokfer_assets.expression.data import CROP_SIZE, labelled_photos
 from tiktokfer_assets.expression.errors import ExpressionInputError
 from tiktokfer_assets.paths import media_dir
 
+pytestmark = pytest.mark.media
+
 RELEASE = "r-test"
 # research-style class names mapped onto the photo set's
 CLASSES = {"Angry": "anger", "Smiling": "happiness", "sad": "sadness"}
@@ -51,6 +53,7 @@ def release(resources):
     return store, pl.DataFrame(rows)
 
 
+@pytest.mark.slow
 def test_expression_model_trains_on_the_latest_release_and_stores_the_artifact(release, resources, instance, tmp_path):
     store, manifest = release
     before = {key: store.get_bytes(key) for key in store.list_keys(f"datasets/{RELEASE}/")}

@@ -29,6 +29,8 @@ from tiktokfer_assets.fetch import require_file
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.detector import FaceDetector
 
+pytestmark = pytest.mark.media  # main's test tiers; every test reads the fetched photos or weights
+
 PHOTOS = media_dir() / "expressions"
 BACKBONE = "retinaface"
 PER_CLASS = {"train": 30, "val": 10, "test": 20}
@@ -95,6 +97,7 @@ def test_metrics_macro_f1_and_confusion():
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)  # "c" absent from both: not averaged
 
 
+@pytest.mark.slow
 def test_fine_tuned_model_beats_chance_on_held_out_photos(photos, trained):
     _, classes, crops, labels = photos
     result, epochs = trained
@@ -104,6 +107,7 @@ def test_fine_tuned_model_beats_chance_on_held_out_photos(photos, trained):
     assert metrics["macro_f1"] > 0.30
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_on_cpu(photos):
     _, classes, crops, labels = photos
     tiny = TrainConfig(backbone=BACKBONE, epochs=1, batch_size=8)
@@ -115,6 +119,7 @@ def test_training_is_deterministic_on_cpu(photos):
     assert torch.equal(runs[0], runs[1])
 
 
+@pytest.mark.slow
 def test_reloaded_checkpoint_gives_the_same_predictions(photos, trained, artifact):
     _, _, crops, _ = photos
     result, _ = trained
@@ -127,6 +132,7 @@ def test_reloaded_checkpoint_gives_the_same_predictions(photos, trained, artifac
     assert label in result.classes and 0 < probability <= 1
 
 
+@pytest.mark.slow
 def test_predict_video_gives_a_row_per_face(artifact):
     detector = FaceDetector(require_file(RETINAFACE_WEIGHTS), "cpu", batch_size=2)
     rows = predict_video(load_model(artifact), media_dir() / "video" / "white_house_poetry_jam_10s.mp4", detector, 2.5)
@@ -134,6 +140,7 @@ def test_predict_video_gives_a_row_per_face(artifact):
     assert all(0 < r["probability"] <= 1 for r in rows)
 
 
+@pytest.mark.slow
 def test_cli_predict_prints_the_expression_and_fails_in_one_line(artifact, capsys):
     photo = next((PHOTOS / "surprise").iterdir())
     assert main(["predict", str(photo), "--model", str(artifact)]) == 0
@@ -144,6 +151,7 @@ def test_cli_predict_prints_the_expression_and_fails_in_one_line(artifact, capsy
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
 
 
+@pytest.mark.slow
 def test_external_test_maps_the_shared_classes(trained, tmp_path):
     result, _ = trained
     rows = [f"{p},{c}" for c in ("anger", "happiness", "neutral") for p in sorted((PHOTOS / c).iterdir())[:4]]
@@ -168,6 +176,8 @@ def test_agreement_flags_performers_who_did_not_make_the_face():
     assert performers.select("video_id", "share", "flagged").rows() == [("v1", 1.0, False), ("v2", 0.5, True)]
 
 
+@pytest.mark.gpu
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_training_and_prediction_match_cpu(photos):
     _, classes, crops, labels = photos
