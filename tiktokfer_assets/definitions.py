@@ -8,6 +8,7 @@ import yaml
 from dagster import DagsterInstance, Definitions, in_process_executor, multiprocess_executor
 
 from tiktokfer_assets.assets.dataset_export import dataset_export
+from tiktokfer_assets.assets.expression_model import expression_model
 from tiktokfer_assets.assets.faces import faces
 from tiktokfer_assets.assets.frames import frames
 from tiktokfer_assets.assets.individuals import face_embeddings, individuals
@@ -24,8 +25,8 @@ from tiktokfer_assets.paths import PROJECT_ROOT
 
 ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces]
 """The assets partitioned by challenge."""
-DATASET_ASSETS = [dataset_export]
-"""Unpartitioned assets over many challenges (group ``dataset``, job ``dataset_release``)."""
+DATASET_ASSETS = [dataset_export, expression_model]
+"""Unpartitioned assets over many challenges: the export and its model (group ``dataset``, job ``dataset_release``)."""
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 

@@ -56,8 +56,9 @@ def face_row(frame: dict, rank: int, detection: Detection, key: str) -> dict:
     }
 
 
-def contact_sheet_markdown(png: bytes) -> MetadataValue:
-    return MetadataValue.md(f"![contact sheet](data:image/png;base64,{base64.b64encode(png).decode()})")
+def png_markdown(png: bytes, alt: str) -> MetadataValue:
+    """A PNG shown inline in the UI's metadata (markdown image with a data URI)."""
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 @multi_asset(
@@ -130,7 +131,7 @@ def faces(
         sheet = contact_sheet(sample)
         sheet_key = f"reports/{challenge}/faces_contact_sheet.png"
         object_store.put_bytes(sheet_key, sheet)
-        metadata["contact_sheet"] = contact_sheet_markdown(sheet)
+        metadata["contact_sheet"] = png_markdown(sheet, "contact sheet")
         metadata["contact_sheet_uri"] = MetadataValue.path(object_store.uri(sheet_key))
     yield Output(table, "faces", metadata=metadata)
     yield Output(nofaces_table, "nofaces", metadata={"frames": nofaces_table.height})

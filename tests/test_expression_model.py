@@ -1,0 +1,194 @@
+"""The expression classifier on the real labelled photos (media/expressions): training, metrics, artifact, prediction.
+
+One model is fine-tuned per module (RetinaFace's MobileNet-0.25 body, the cheaper
+backbone, 3 epochs on 30 photos per class) and shared by the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from tiktokfer_assets.assets.expression_model import backbone_weights
+from tiktokfer_assets.assets.faces import RETINAFACE_WEIGHTS
+from tiktokfer_assets.cli import main
+from tiktokfer_assets.expression.agreement import face_agreement, performer_agreement
+from tiktokfer_assets.expression.artifact import ARTIFACT_FILES, load_model, predict_image, predict_video, save_artifact
+from tiktokfer_assets.expression.data import (
+    LabelledImages,
+    decode,
+    labelled_photos,
+    split_by_file,
+)
+from tiktokfer_assets.expression.metrics import classification_metrics
+from tiktokfer_assets.expression.release import external_test
+from tiktokfer_assets.expression.train import TrainConfig, class_weights, predict_proba, train_classifier
+from tiktokfer_assets.fetch import require_file
+from tiktokfer_assets.paths import media_dir
+from tiktokfer_assets.vision.detector import FaceDetector
+
+pytestmark = pytest.mark.media  # main's test tiers; every test reads the fetched photos or weights
+
+PHOTOS = media_dir() / "expressions"
+BACKBONE = "retinaface"
+PER_CLASS = {"train": 30, "val": 10, "test": 20}
+CONFIG = TrainConfig(backbone=BACKBONE, epochs=3, patience=3)
+
+
+def _take(images: LabelledImages, per_class: int) -> LabelledImages:
+    seen: dict[str, int] = {}
+    keep = []
+    for i, label in enumerate(images.labels):
+        if seen.get(label, 0) < per_class:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(i)
+    return images.subset(keep)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    parts = split_by_file(labelled_photos(PHOTOS), seed=0)
+    parts = {split: _take(images, PER_CLASS[split]) for split, images in parts.items()}
+    classes = sorted(set(parts["train"].labels))
+    crops = {split: decode(images.paths) for split, images in parts.items()}
+    labels = {split: torch.tensor([classes.index(c) for c in images.labels]) for split, images in parts.items()}
+    return parts, classes, crops, labels
+
+
+@pytest.fixture(scope="module")
+def trained(photos):
+    _, classes, crops, labels = photos
+    epochs = []
+    result = train_classifier(
+        crops["train"], labels["train"], crops["val"], labels["val"], classes, CONFIG,
+        backbone_weights(BACKBONE), progress=epochs.append,
+    )
+    return result, epochs
+
+
+@pytest.fixture(scope="module")
+def artifact(trained, tmp_path_factory):
+    result, _ = trained
+    return save_artifact(tmp_path_factory.mktemp("model"), result.model, result.classes, CONFIG.to_dict(), {"x": 1})
+
+
+def test_split_by_file_is_stratified_seeded_and_disjoint():
+    photos = labelled_photos(PHOTOS)
+    parts = split_by_file(photos, seed=0)
+    assert [len(parts[s]) for s in ("train", "val", "test")] == [396, 132, 132]
+    assert all(parts["test"].labels.count(c) == 22 for c in set(photos.labels))
+    files = [set(parts[s].paths) for s in parts]
+    assert not (files[0] & files[1] or files[0] & files[2] or files[1] & files[2])
+    assert split_by_file(photos, seed=0)["test"].paths == parts["test"].paths
+    assert split_by_file(photos, seed=1)["test"].paths != parts["test"].paths
+
+
+def test_class_weights_balance_the_loss():
+    weights = class_weights(torch.tensor([0, 0, 0, 1, 2, 2]), 4)
+    assert weights.tolist() == pytest.approx([6 / 9, 2.0, 1.0, 0.0])
+
+
+def test_metrics_macro_f1_and_confusion():
+    m = classification_metrics([0, 0, 1, 1], [0, 1, 1, 1], ["a", "b", "c"])
+    assert m["accuracy"] == 0.75
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)  # "c" absent from both: not averaged
+
+
+@pytest.mark.slow
+def test_fine_tuned_model_beats_chance_on_held_out_photos(photos, trained):
+    _, classes, crops, labels = photos
+    result, epochs = trained
+    assert [e.epoch for e in epochs] == [1, 2, 3] and result.best_epoch in (1, 2, 3)
+    metrics = classification_metrics(labels["test"], predict_proba(result.model, crops["test"]).argmax(1), classes)
+    # measured: macro-F1 0.370 (accuracy 0.392) on the 120 held-out photos; chance is 1/6 = 0.167
+    assert metrics["macro_f1"] > 0.30
+
+
+@pytest.mark.slow
+def test_training_is_deterministic_on_cpu(photos):
+    _, classes, crops, labels = photos
+    tiny = TrainConfig(backbone=BACKBONE, epochs=1, batch_size=8)
+    runs = [
+        train_classifier(crops["val"][:16], labels["val"][:16], crops["val"][:0], labels["val"][:0], classes, tiny,
+                         backbone_weights(BACKBONE)).model.head[-1].weight
+        for _ in range(2)
+    ]
+    assert torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.slow
+def test_reloaded_checkpoint_gives_the_same_predictions(photos, trained, artifact):
+    _, _, crops, _ = photos
+    result, _ = trained
+    assert sorted(p.name for p in artifact.iterdir()) == sorted(ARTIFACT_FILES)
+    model = load_model(artifact)
+    assert model.classes == result.classes
+    expected = predict_proba(result.model, crops["test"])
+    np.testing.assert_allclose(model.probabilities(crops["test"]), expected, atol=1e-6)
+    label, probability = predict_image(model, sorted((PHOTOS / "happiness").iterdir())[0])
+    assert label in result.classes and 0 < probability <= 1
+
+
+@pytest.mark.slow
+def test_predict_video_gives_a_row_per_face(artifact):
+    detector = FaceDetector(require_file(RETINAFACE_WEIGHTS), "cpu", batch_size=2)
+    rows = predict_video(load_model(artifact), media_dir() / "video" / "white_house_poetry_jam_10s.mp4", detector, 2.5)
+    assert rows and {r["timestamp_s"] for r in rows} <= {0.0, 2.5, 5.0, 7.5}
+    assert all(0 < r["probability"] <= 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_cli_predict_prints_the_expression_and_fails_in_one_line(artifact, capsys):
+    photo = next((PHOTOS / "surprise").iterdir())
+    assert main(["predict", str(photo), "--model", str(artifact)]) == 0
+    assert capsys.readouterr().out.startswith(f"{photo.name}: ")
+    assert main(["predict", str(photo), "--model", str(artifact / "nope")]) == 2
+    assert main(["predict", str(artifact / "missing.jpg"), "--model", str(artifact)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+@pytest.mark.slow
+def test_external_test_maps_the_shared_classes(trained, tmp_path):
+    result, _ = trained
+    rows = [f"{p},{c}" for c in ("anger", "happiness", "neutral") for p in sorted((PHOTOS / c).iterdir())[:4]]
+    (tmp_path / "labels.csv").write_text("file,expression\n" + "\n".join(rows))  # absolute paths
+    renamed = ["Angry" if c == "anger" else "Smiling" if c == "happiness" else c for c in result.classes]
+    metrics = external_test(result.model, renamed, tmp_path)
+    assert metrics["classes"] == ["anger", "happiness", "neutral"] and metrics["samples"] == 12
+    assert metrics["class_map"] == {"Angry": "anger", "Smiling": "happiness", "neutral": "neutral"}
+
+
+def test_agreement_flags_performers_who_did_not_make_the_face():
+    manifest = pl.DataFrame({
+        "face_id": ["a", "b", "c", "d", "e"], "challenge": ["c"] * 5, "video_id": ["v1", "v1", "v2", "v2", "v2"],
+        "individual_id": ["i1", "i1", "i2", "i2", "i2"], "person_id": ["p1", "p1", "p2", "p2", "p2"],
+        "split": ["test"] * 5, "expression": ["happiness", "happiness", "anger", "anger", "kiss"],
+    })
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.4, 0.6], [0.5, 0.5]], dtype=np.float32)
+    faces = face_agreement(manifest, probs, ["happiness", "anger"])
+    assert faces["agrees"].to_list() == [True, True, False, True, None]
+    assert faces["label_probability"].to_list()[:4] == pytest.approx([0.9, 0.8, 0.3, 0.6])
+    performers = performer_agreement(faces, threshold=0.6)
+    assert performers.select("video_id", "share", "flagged").rows() == [("v1", 1.0, False), ("v2", 0.5, True)]
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_and_prediction_match_cpu(photos):
+    _, classes, crops, labels = photos
+    result = train_classifier(
+        crops["train"], labels["train"], crops["val"], labels["val"], classes, CONFIG,
+        backbone_weights(BACKBONE), device="cuda",
+    )
+    assert result.device.startswith("cuda") and next(result.model.parameters()).is_cuda
+    batch = crops["test"][:32]
+    on_cuda = predict_proba(result.model, batch)
+    on_cpu = predict_proba(result.model.cpu(), batch)
+    np.testing.assert_allclose(on_cuda, on_cpu, atol=2e-3)
+    assert (on_cuda.argmax(1) == on_cpu.argmax(1)).mean() >= 0.95
+    assert classification_metrics(labels["test"][:32], on_cpu.argmax(1), classes)["macro_f1"] > 1 / len(classes)

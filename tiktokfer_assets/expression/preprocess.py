@@ -1,0 +1,55 @@
+"""Preprocessing (torchvision.transforms.v2) of the ``uint8`` 112x112 RGB crops for a backbone.
+
+Evaluation resizes to the backbone's input and casts to float in ``[0, 255]`` (each
+backbone normalises itself). Training first augments each crop independently: a
+random resized crop (80-100 % of the area, aspect 0.9-1.1), a horizontal flip,
+rotation up to 10 degrees, brightness/contrast/saturation jitter, and grayscale with
+probability 0.2 (a fifth of TikTok's frames are filtered; most external photos are
+grayscale).
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+from tiktokfer_assets.expression.data import CROP_SIZE
+
+ROTATION_DEGREES = 10.0
+GRAYSCALE_P = 0.2
+
+
+def eval_transform(input_size: tuple[int, int]) -> v2.Transform:
+    """``uint8`` crops (one or a batch) -> float ``[0, 255]`` at ``input_size``."""
+    return v2.Compose([v2.Resize(input_size, antialias=True), v2.ToDtype(torch.float32, scale=False)])
+
+
+def train_transform(input_size: tuple[int, int]) -> v2.Transform:
+    """Augmentation then :func:`eval_transform`; apply to one crop at a time (each gets its own draw)."""
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(CROP_SIZE, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomRotation(ROTATION_DEGREES),
+            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.2),
+            v2.RandomGrayscale(GRAYSCALE_P),
+            eval_transform(input_size),
+        ]
+    )
+
+
+def describe(input_size: tuple[int, int]) -> dict:
+    """The preprocessing as JSON-able data, stored with the model."""
+    return {
+        "decode": "RGB (grayscale repeated), bilinear resize to the export's crop size",
+        "crop_size": list(CROP_SIZE),
+        "input_size": list(input_size),
+        "pixels": "float32 in [0, 255]; the backbone normalises",
+        "train_augmentation": {
+            "random_resized_crop": {"scale": [0.8, 1.0], "ratio": [0.9, 1.1]},
+            "horizontal_flip": 0.5,
+            "rotation_degrees": ROTATION_DEGREES,
+            "color_jitter": {"brightness": 0.3, "contrast": 0.3, "saturation": 0.2},
+            "grayscale": GRAYSCALE_P,
+        },
+    }
