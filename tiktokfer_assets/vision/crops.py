@@ -46,6 +46,22 @@ def square_crop(
     return np.ascontiguousarray(np.rot90(crop, rotation // 90)) if rotation else crop
 
 
+def upright_crop(image: np.ndarray, box: Sequence[float], roll_deg: float, margin: float = 0.2) -> np.ndarray:
+    """:func:`square_crop` of ``box`` turned about the box centre until the eye line is level, so a
+    tilted or sideways face (``roll_deg`` from :func:`~tiktokfer_assets.vision.align.roll_degrees`)
+    comes out upright.
+
+    A square 1.5 times larger is cut first (its corners keep image content after any turn), turned
+    with a bilinear warp, and its centre kept.
+    """
+    crop = square_crop(image, box, margin * 1.5 + 0.25)
+    turned = np.asarray(Image.fromarray(crop).rotate(roll_deg, resample=Image.Resampling.BILINEAR))
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(1, round(max(x2 - x1, y2 - y1) * (1 + 2 * margin)))
+    start = (turned.shape[0] - side) // 2
+    return np.ascontiguousarray(turned[start : start + side, start : start + side])
+
+
 def _rgb_image(image_bgr: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(image_bgr[:, :, ::-1]))
 
