@@ -182,8 +182,14 @@ def expression_windows(spans: list[dict], expressions: dict[str, str | None], sh
 
 
 def available_people(root: Path | None = None) -> list[str]:
-    """The demo's people: the expression performers with the most classes (the last is the creator)."""
-    return list(expression_performers(root))[:DEMO_PEOPLE]
+    """The demo's people: the expression performers with the most classes (the last is the creator);
+    under a photo folder without ``expressions/``, its ``faces/`` people."""
+    base = root or media_dir()
+    if (base / "expressions").is_dir():
+        return list(expression_performers(root))[:DEMO_PEOPLE]
+    if not (base / "faces").is_dir():
+        raise FileNotFoundError(f"{base}/expressions is missing; run `tiktokfer fetch` first")
+    return sorted(p.name for p in (base / "faces").iterdir() if p.is_dir())
 
 
 # --- audio -------------------------------------------------------------------------------
