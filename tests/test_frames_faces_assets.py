@@ -50,9 +50,9 @@ def test_label_frames_pure():
     assert label_frames(frames_df, spans)["prompt_label"].to_list() == [None, "x", None]
 
 
-def shown_at(video: dict, timestamp_s: float) -> list[dict]:
-    """The truth's photos on screen at ``timestamp_s`` (a frame at a photo change may show either)."""
-    return [e for e in video["on_screen"] if e["start_s"] - 0.07 <= timestamp_s < e["end_s"] + 0.07]
+def shown_at(video: dict, timestamp_s: float, slack_s: float = 0.07) -> list[dict]:
+    """The truth's photos on screen at ``timestamp_s`` (with slack: a frame at a photo change may show either)."""
+    return [e for e in video["on_screen"] if e["start_s"] - slack_s <= timestamp_s < e["end_s"] + slack_s]
 
 
 def test_faces_of_the_known_people_where_they_are(generated, tables):
@@ -63,7 +63,7 @@ def test_faces_of_the_known_people_where_they_are(generated, tables):
             continue
         video_faces = faces_df.filter(pl.col("video_id") == video["video_id"])
         times = frames_df.filter(pl.col("video_id") == video["video_id"])["timestamp_s"]
-        someone = {t for t in times if shown_at(video, t)}
+        someone = {t for t in times if shown_at(video, t, slack_s=0.0)}
         per_frame = video_faces.group_by("timestamp_s").len()
         assert len(someone & set(per_frame["timestamp_s"])) >= 0.9 * len(someone), video["video_id"]
         assert per_frame["len"].max() == len(video["people"]), video["video_id"]

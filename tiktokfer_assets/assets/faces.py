@@ -26,6 +26,7 @@ from tiktokfer_assets.vision.align import (
 )
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image, encode_jpeg, upright_crop
 from tiktokfer_assets.vision.detector import Detection, FaceDetector
+from tiktokfer_assets.vision.upright import redetect_sideways
 
 RETINAFACE_WEIGHTS = "weights/retinaface_mobilenet0.25.pth"
 NOFACE_COLUMNS = ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label", "expression")
@@ -111,7 +112,7 @@ def faces(
     for start in range(0, len(ordered), config.chunk_frames):
         chunk = ordered[start : start + config.chunk_frames]
         images = [decode_image(object_store.get_bytes(frame["object_key"])) for frame in chunk]
-        for frame, image, detections in zip(chunk, images, detector.detect(images)):
+        for frame, image, detections in zip(chunk, images, redetect_sideways(detector, images, detector.detect(images))):
             if not detections:
                 noface_rows.append({k: frame[k] for k in NOFACE_COLUMNS})
             for rank, detection in enumerate(detections):
