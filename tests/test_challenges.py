@@ -116,7 +116,8 @@ def test_shipped_challenges_carry_the_research_vocabulary():
     face = load_challenge(PROJECT_ROOT / "challenges" / "face_challenge.yaml")
     assert emoji.expression_of("here_we_go") is None and emoji.expression_of("cry") == "Cry"
     assert face.expression_of("ready") is None
-    assert face.expression_of("slightly_smiling_face") == face.expression_of("grinning_face_with_normal_eyes") == "Smiling"
+    smiling = {face.expression_of(label) for label in ("slightly_smiling_face", "grinning_face_with_normal_eyes")}
+    assert smiling == {"Smiling"}
     assert face.expression_of("nauseated_face") == "Nauseated-face"
 
 

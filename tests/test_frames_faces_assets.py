@@ -85,7 +85,8 @@ def test_frames_and_faces_carry_the_expression_of_their_prompt(generated, tables
 
 
 def test_duet_has_one_face_per_half(tables):
-    duet = tables["faces"].filter(pl.col("video_id") == "v06").with_columns(left=(pl.col("x1") + pl.col("x2")) / 2 < 360)
+    duet = tables["faces"].filter(pl.col("video_id") == "v06")
+    duet = duet.with_columns(left=(pl.col("x1") + pl.col("x2")) / 2 < 360)
     per_side = duet.group_by("frame_id", "left").len()
     assert per_side["len"].max() == 1 and set(per_side["left"]) == {True, False}
     assert (duet.group_by("frame_id").len()["len"] == 2).mean() > 0.5

@@ -54,7 +54,7 @@ def test_on_screen_truth_shows_each_prompt_class_during_its_window(generated):
     truth = generated.truth
     classes = {c for c in truth["expressions"].values() if c}
     assert classes == {"anger", "disgust", "happiness", "sadness", "surprise"}
-    assert set(truth["performers"]["photos"]) == {p for v in truth["videos"] for p in (x["person"] for x in v["people"])}
+    assert set(truth["performers"]["photos"]) == {p["person"] for v in truth["videos"] for p in v["people"]}
     shown = set()
     for video in [truth["baseline"], *truth["videos"]]:
         for entry in video["on_screen"]:
@@ -71,8 +71,10 @@ def test_on_screen_truth_shows_each_prompt_class_during_its_window(generated):
 
 def test_expression_on_screen_picks_the_side_of_a_duet():
     truth = {"videos": [{"video_id": "d", "on_screen": [
-        {"start_s": 0.0, "end_s": 2.0, "person": "a", "expression": "neutral", "photo": "p", "region": [0, 0, 360, 640]},
-        {"start_s": 1.0, "end_s": 2.0, "person": "b", "expression": "anger", "photo": "q", "region": [360, 0, 720, 640]},
+        {"start_s": 0.0, "end_s": 2.0, "person": "a", "expression": "neutral", "photo": "p",
+         "region": [0, 0, 360, 640]},
+        {"start_s": 1.0, "end_s": 2.0, "person": "b", "expression": "anger", "photo": "q",
+         "region": [360, 0, 720, 640]},
     ]}], "baseline": {"on_screen": []}}
     assert expression_on_screen(truth, "d", 1.5, x=500) == "anger"
     assert expression_on_screen(truth, "d", 1.5, x=100) == "neutral"

@@ -112,7 +112,8 @@ def faces(
     for start in range(0, len(ordered), config.chunk_frames):
         chunk = ordered[start : start + config.chunk_frames]
         images = [decode_image(object_store.get_bytes(frame["object_key"])) for frame in chunk]
-        for frame, image, detections in zip(chunk, images, redetect_sideways(detector, images, detector.detect(images))):
+        found = redetect_sideways(detector, images, detector.detect(images))
+        for frame, image, detections in zip(chunk, images, found):
             if not detections:
                 noface_rows.append({k: frame[k] for k in NOFACE_COLUMNS})
             for rank, detection in enumerate(detections):

@@ -66,7 +66,8 @@ DEFAULT_PROMPTS = [
 # prompt label -> expression class of the photos (media/expressions/<class>/); None: an instruction.
 # Labels not listed here (a test's own prompts) are instructions too.
 DEFAULT_EXPRESSIONS = {
-    "ready": None, "surprise": "surprise", "angry": "anger", "sad": "sadness", "disgust": "disgust", "happy": "happiness",
+    "ready": None, "surprise": "surprise", "angry": "anger", "sad": "sadness", "disgust": "disgust",
+    "happy": "happiness",
 }
 NEUTRAL = "neutral"  # the class shown outside expression windows
 PROMPT_SPACING_S = 2.0
@@ -416,7 +417,9 @@ def build_challenge(
 
         baseline_wav = work / "baseline.wav"
         write_wav(baseline_wav, sound, 44100)
-        baseline_people = render_video(out / "baseline.mp4", [segments_of(creator, 0.0, sound_s)], sound_s, baseline_wav)
+        baseline_people = render_video(
+            out / "baseline.mp4", [segments_of(creator, 0.0, sound_s)], sound_s, baseline_wav
+        )
 
         videos = []
         for plan in plans:
