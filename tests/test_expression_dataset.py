@@ -55,7 +55,7 @@ def test_labelled_unique_faces_carry_the_expression_on_screen(generated, tables)
 def test_instructions_have_no_expression_and_the_creator_is_flagged(generated, tables):
     final, unique = tables["faces_with_final_ind"], tables["unique_faces"]
     instructions = [label for label, expression in generated.truth["expressions"].items() if expression is None]
-    assert instructions == ["ready", "kiss"]  # kiss: no photo class fits, so it labels nothing
+    assert instructions == ["ready"]
     ready = final.filter(pl.col("prompt_label").is_in(instructions))
     assert ready.height > 0 and ready["expression"].null_count() == ready.height
     assert unique.filter(pl.col("prompt_label").is_in(instructions))["expression"].null_count() == \

@@ -54,10 +54,9 @@ WIDTH, HEIGHT = 360, 640  # portrait, like a phone video
 MARGIN = 10  # the canvas is larger by this on each side, so frames can drift
 FPS = 15
 
-# (label, words spoken); "ready" is an instruction, "kiss" has no photo class (so no label), the rest are expressions
+# (label, words spoken); the first is an instruction, the rest are expressions
 DEFAULT_PROMPTS = [
     ("ready", "ready, go"),
-    ("kiss", "kiss"),
     ("surprise", "surprise"),
     ("angry", "angry"),
     ("sad", "sad"),
@@ -67,7 +66,7 @@ DEFAULT_PROMPTS = [
 # prompt label -> expression class of the photos (media/expressions/<class>/); None: an instruction.
 # Labels not listed here (a test's own prompts) are instructions too.
 DEFAULT_EXPRESSIONS = {
-    "ready": None, "kiss": None, "surprise": "surprise", "angry": "anger", "sad": "sadness", "disgust": "disgust",
+    "ready": None, "surprise": "surprise", "angry": "anger", "sad": "sadness", "disgust": "disgust",
     "happy": "happiness",
 }
 NEUTRAL = "neutral"  # the class shown outside expression windows
