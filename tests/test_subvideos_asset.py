@@ -38,7 +38,7 @@ def test_accuracy_at_0_and_10_db(generated, matched):
                         errors.append(abs(row["start_s"] - truth["start_s"]))
                 elif row["found"]:
                     false_found += 1
-        assert present >= 13, level  # enough present prompts for the rates to mean something
+        assert present >= 11, level  # enough present prompts for the rates to mean something (6 prompts)
         assert found_present / present >= 0.95, (level, found_present, present)
         assert false_found == 0, level
         assert statistics.median(errors) <= 0.020, (level, statistics.median(errors))
