@@ -84,8 +84,40 @@ def test_baseline_needs_exactly_one_location():
     assert "exactly one of 'path' or 'url'" in error_of(baseline={"path": "a.mp4", "url": "https://x"})
 
 
-def test_expression_labels_must_be_prompt_labels():
+def test_old_expression_labels_must_be_prompt_labels():
     assert "['smile'] are not prompt labels" in error_of(expression_labels=["kiss", "smile"])
+
+
+def test_old_expression_labels_load_as_a_mapping():
+    challenge = parse_challenge(definition(expression_labels=["angry"]))
+    assert challenge.expressions == {"kiss": None, "angry": "angry"}
+    assert challenge.expression_of("angry") == "angry" and challenge.expression_of("kiss") is None
+    assert "not both" in error_of(expression_labels=["angry"], expressions={"kiss": None, "angry": "anger"})
+
+
+def test_expressions_map_every_prompt_label():
+    challenge = parse_challenge(definition(expressions={"kiss": None, "angry": "anger"}))
+    assert [challenge.expression_of(label) for label in ("kiss", "angry", None)] == [None, "anger", None]
+    assert challenge.expression_classes == ["anger"]
+    assert "no entry for prompts ['angry']" in error_of(expressions={"kiss": None})
+    assert "['smile'], which are not prompt labels" in error_of(expressions={"kiss": None, "angry": "a", "smile": "s"})
+    assert "use null for an instruction" in error_of(expressions={"kiss": " ", "angry": "anger"})
+    with pytest.raises(ChallengeError, match="no prompt 'smile'"):
+        challenge.expression_of("smile")
+
+
+def test_without_a_vocabulary_every_prompt_is_its_own_class():
+    assert parse_challenge(definition()).expression_classes == ["angry", "kiss"]
+
+
+def test_shipped_challenges_carry_the_research_vocabulary():
+    emoji = load_challenge(PROJECT_ROOT / "challenges" / "emoji_challenge.yaml")
+    face = load_challenge(PROJECT_ROOT / "challenges" / "face_challenge.yaml")
+    assert emoji.expression_of("here_we_go") is None and emoji.expression_of("cry") == "Cry"
+    assert face.expression_of("ready") is None
+    smiling = {face.expression_of(label) for label in ("slightly_smiling_face", "grinning_face_with_normal_eyes")}
+    assert smiling == {"Smiling"}
+    assert face.expression_of("nauseated_face") == "Nauseated-face"
 
 
 def test_yaml_errors_name_the_file(tmp_path):

@@ -157,3 +157,21 @@ def test_select_unique_reports_bad_input(crops):
         select_unique(faces, {"a": crops["obama/1.jpg"]})
     with pytest.raises(ValueError, match="path_column"):
         select_unique(faces)
+
+
+def test_select_unique_never_removes_a_face_of_another_expression(crops):
+    """Copies of one crop under three expressions (one null) and two of one expression: only the latter merge;
+    of those the more frontal face wins when the rounded scores tie (0.991 and 0.994 round to 0.99)."""
+    photo = crops["obama/1.jpg"]
+    faces = pl.DataFrame({
+        "face_id": ["neutral", "none", "happy_a", "happy_b", "sad"],
+        "individual_id": ["p"] * 5,
+        "expression": ["neutral", None, "happiness", "happiness", "sadness"],
+        "score": [0.999, 0.999, 0.994, 0.991, 0.5],
+        "frontality": [1.0, 1.0, 0.6, 0.9, 1.0],
+    })
+    images = {face_id: photo.copy() for face_id in faces["face_id"]}
+    unique = select_unique(faces, images, group_by=("individual_id", "expression"))
+    assert unique["face_id"].to_list() == ["neutral", "none", "happy_b", "sad"]
+    assert unique["duplicates"].to_list() == [[], [], ["happy_a"], []]
+    assert select_unique(faces, images)["face_id"].to_list() == ["neutral"]  # by individual only: labels lost

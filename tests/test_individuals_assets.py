@@ -104,6 +104,17 @@ def test_unique_faces_keep_one_per_duplicate_group(pipeline, final):
     assert len(removed) == final.height - unique.height
     assert set(removed).isdisjoint(unique["face_id"])
     assert set(unique["individual_id"]) == set(final["individual_id"])  # nobody lost
-    scores = dict(final.select("face_id", "score").iter_rows())
+    group = {f: (i, e) for f, i, e in final.select("face_id", "individual_id", "expression").iter_rows()}
+    scores = dict(final.select("face_id", pl.col("score").round(2)).iter_rows())
     for row in unique.iter_rows(named=True):
-        assert all(scores[row["face_id"]] >= scores[d] for d in json.loads(row["duplicates"]))
+        duplicates = json.loads(row["duplicates"])
+        assert all(group[d] == group[row["face_id"]] for d in duplicates)  # never across expressions
+        assert all(scores[row["face_id"]] >= scores[d] for d in duplicates)
+
+
+def test_individuals_gallery_shows_each_individual_with_its_tracks(pipeline, final):
+    _, _, result = pipeline
+    gallery = result.asset_materializations_for_node("individuals")[-1].metadata["gallery"].value
+    for individual, tracks in final.group_by("individual_id").agg(pl.col("track_id").unique()).iter_rows():
+        assert f"**{individual}**" in gallery and all(t in gallery for t in tracks)
+    assert gallery.count("](data:image/png;base64,") == final["individual_id"].n_unique()

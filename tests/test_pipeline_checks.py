@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from tiktokfer_assets.checks.invariants import attach, spans_outside
+from tiktokfer_assets.checks.invariants import attach, lost_groups, spans_outside
 from tiktokfer_assets.checks.pipeline import overlapping_spans
 
 
@@ -22,3 +22,10 @@ def test_overlapping_and_outside_spans():
 def test_spans_of_different_videos_never_overlap_each_other():
     rows = pl.DataFrame({"video_id": ["a", "b"], "start_s": [1.0, 1.2], "end_s": [2.0, 2.2]})
     assert overlapping_spans(rows, "video_id", "start_s", "end_s").is_empty()
+
+
+def test_lost_groups_counts_a_null_expression_as_a_group():
+    before = pl.DataFrame({"individual_id": ["a", "a", "a", "b"], "expression": ["anger", None, "sadness", None]})
+    after = pl.DataFrame({"individual_id": ["a", "b"], "expression": ["anger", None]})
+    assert lost_groups(before, after, ["individual_id", "expression"]).rows() == [("a", "sadness"), ("a", None)]
+    assert lost_groups(before, before, ["individual_id", "expression"]).is_empty()

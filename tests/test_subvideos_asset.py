@@ -40,18 +40,20 @@ def test_accuracy_at_0_and_10_db(generated, matched):
                         errors.append(abs(row["start_s"] - truth["start_s"]))
                 elif row["found"]:
                     false_found += 1
-        assert present >= 13, level  # enough present prompts for the rates to mean something
+        assert present >= 11, level  # enough present prompts for the rates to mean something (6 prompts)
         assert found_present / present >= 0.95, (level, found_present, present)
         assert false_found == 0, level
         assert statistics.median(errors) <= 0.020, (level, statistics.median(errors))
 
 
-def test_absent_audio_and_truncation_are_reported_not_guessed(matched):
+def test_absent_audio_and_truncation_are_reported_not_guessed(generated, matched):
     _, rows = matched
     no_audio = rows.filter(pl.col("video_id") == "v07")
-    assert no_audio.height == 7 and not no_audio["found"].any() and set(no_audio["reason"]) == {"no audio"}
+    assert no_audio.height == len(generated.truth["prompts"])
+    assert not no_audio["found"].any() and set(no_audio["reason"]) == {"no audio"}
     stops_early = rows.filter(pl.col("video_id") == "v03").sort("prompt_index")
-    assert stops_early["found"].to_list() == [True, True, True, True, False, False, False]
+    present = [p["present"] for p in generated.video("v03")["prompts"]]
+    assert stops_early["found"].to_list() == present and present[0] and not present[-1]
     assert set(stops_early.filter(~pl.col("found"))["reason"]) == {"outside video"}
     assert "v09" not in rows["video_id"].to_list()  # the corrupt file never became a video
 

@@ -3,6 +3,12 @@
 A challenge is a name (the ``challenge`` partition key), a video source, a baseline
 video (the original that started the trend) and its prompts: an ordered list of
 ``(label, start_s, end_s)`` in the baseline's timeline.
+
+Its expression vocabulary (``expressions``) maps every prompt label to the expression
+class its frames are labelled with, or to ``null`` for an instruction ("ready"): a
+mapping that leaves out a prompt is refused, naming it; a definition without one
+makes every prompt its own class. Files of the older form ``expression_labels: [..]``
+keep loading: the listed labels map to themselves, the other prompts to ``null``.
 """
 
 from __future__ import annotations
@@ -162,7 +168,7 @@ class ChallengeDefinition(_Strict):
     source: SourceSpec
     baseline: BaselineSpec
     prompts: list[Prompt] = Field(min_length=1)
-    expression_labels: list[str] | None = None
+    expressions: dict[str, str | None] | None = None
     max_videos: int = Field(default=50, ge=1)
     max_video_seconds: float = Field(default=60.0, gt=0)
     reaction_window: ReactionWindow | None = None
@@ -177,6 +183,25 @@ class ChallengeDefinition(_Strict):
                 "digits, '_' and '-' (it becomes a Dagster partition key and a storage prefix)"
             )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate_expression_labels(cls, data: object) -> object:
+        """``expression_labels: [..]`` (the old form) -> ``expressions``: listed labels map to themselves."""
+        if not isinstance(data, dict) or "expression_labels" not in data:
+            return data
+        data = dict(data)
+        listed = data.pop("expression_labels") or []
+        if "expressions" in data:
+            raise ValueError("give either expressions (the mapping) or the older expression_labels, not both")
+        if not isinstance(listed, list):
+            raise ValueError("expression_labels must be a list of prompt labels")
+        labels = [p.get("label") for p in data.get("prompts") or [] if isinstance(p, dict)]
+        unknown = sorted(set(listed) - set(labels))
+        if unknown:
+            raise ValueError(f"expression_labels {unknown} are not prompt labels")
+        data["expressions"] = {label: label if label in listed else None for label in labels}
+        return data
 
     @model_validator(mode="after")
     def _prompts(self) -> "ChallengeDefinition":
@@ -195,11 +220,33 @@ class ChallengeDefinition(_Strict):
                     f"prompts {before.label!r} ({before.start_s}-{before.end_s}s) and "
                     f"{after.label!r} ({after.start_s}-{after.end_s}s) overlap"
                 )
-        if self.expression_labels is not None:
-            unknown = sorted(set(self.expression_labels) - set(labels))
+        if self.expressions is not None:
+            unknown = sorted(set(self.expressions) - set(labels))
             if unknown:
-                raise ValueError(f"expression_labels {unknown} are not prompt labels")
+                raise ValueError(f"expressions maps {unknown}, which are not prompt labels")
+            unmapped = [label for label in labels if label not in self.expressions]
+            if unmapped:
+                raise ValueError(
+                    f"expressions has no entry for prompts {unmapped}: map each to its expression class, "
+                    "or to null for an instruction"
+                )
+            empty = sorted(k for k, v in self.expressions.items() if v is not None and not v.strip())
+            if empty:
+                raise ValueError(f"expressions maps {empty} to an empty class name; use null for an instruction")
         return self
+
+    def expression_of(self, label: str | None) -> str | None:
+        """The expression class of a prompt label; None for an instruction or no label."""
+        if label is None:
+            return None
+        if label not in {p.label for p in self.prompts}:
+            raise ChallengeError(f"challenge {self.name!r} has no prompt {label!r}")
+        return label if self.expressions is None else self.expressions[label]
+
+    @property
+    def expression_classes(self) -> list[str]:
+        """The challenge's expression classes, sorted."""
+        return sorted({c for c in (self.expression_of(p.label) for p in self.prompts) if c is not None})
 
     def check_baseline_duration(self, duration_s: float) -> None:
         """Raise :class:`ChallengeError` when a prompt ends after the baseline does."""

@@ -29,6 +29,11 @@ def challenge_summary(challenge: str, store: TableStore, objects: ObjectStore) -
         if table == "faces_with_final_ind" and "individual_id" in df.columns:
             detail = f"  ({df['individual_id'].n_unique()} individuals)"
         lines.append(f"  {table:<22}{df.height:>7}{detail}")
+        if table == "unique_faces" and "expression" in df.columns:
+            lines.append("  unique faces per expression:")
+            counts = df.group_by("expression").agg(faces=pl.len(), individuals=pl.col("individual_id").n_unique())
+            for expression, faces, individuals in counts.sort("expression", nulls_last=True).iter_rows():
+                lines.append(f"    {expression or '(none)':<20}{faces:>7}  ({individuals} individuals)")
     lines.append(f"Media (videos, frames, face crops): {objects.location()}")
     lines.append(f"Tables: {store.location()}")
     return "\n".join(lines)

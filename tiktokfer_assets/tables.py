@@ -13,6 +13,7 @@ import polars as pl
 PARTITION_COLUMN = "challenge"
 
 TIMESTAMP = pl.Datetime("us", "UTC")
+LANDMARK_COLUMNS = [f"lm{i}_{axis}" for i in range(5) for axis in "xy"]  # the detector's five points, x then y
 
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "challenges": {
@@ -83,6 +84,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "height": pl.Int32,
         "object_key": pl.String,
         "prompt_label": pl.String,  # label whose span contains the timestamp; null outside all
+        "expression": pl.String,  # the prompt's expression class (challenge vocabulary); null: none or an instruction
         "decode_error": pl.String,  # set on every frame of a video whose decoding broke off
     },
     "faces": {
@@ -95,12 +97,16 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "x2": pl.Float64,
         "y2": pl.Float64,
         "score": pl.Float64,
-        **{f"lm{i}_{axis}": pl.Float64 for i in range(5) for axis in "xy"},
+        **{column: pl.Float64 for column in LANDMARK_COLUMNS},
         "rotation": pl.Int32,  # degrees anticlockwise the frame was turned to find the face
         "frame_width": pl.Int32,
         "frame_height": pl.Int32,
-        "object_key": pl.String,  # the square crop (upright)
+        "object_key": pl.String,  # the square context crop, turned upright by the landmarks' roll
+        "aligned_key": pl.String,  # the 112x112 crop aligned on the ArcFace five-point template
+        "roll_deg": pl.Float64,  # in-plane rotation of the face in its frame (eye line), degrees
+        "aligned_roll_deg": pl.Float64,  # the same, of the landmarks mapped into the aligned crop
         "prompt_label": pl.String,
+        "expression": pl.String,
     },
     "nofaces": {
         "frame_id": pl.String,
@@ -108,6 +114,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "timestamp_s": pl.Float64,
         "object_key": pl.String,
         "prompt_label": pl.String,
+        "expression": pl.String,
     },
     "faces_with_intra_ind": None,  # faces + track_id (filled in below)
     "similarities": {
@@ -123,9 +130,12 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "track_id": pl.String,
         "timestamp_s": pl.Float64,
         "prompt_label": pl.String,
+        "expression": pl.String,
         "score": pl.Float64,
-        "sharpness": pl.Float64,  # variance of the Laplacian, the tie-breaker after score
+        "frontality": pl.Float64,  # 0..1 from the landmarks (vision/align.py), the tie-breaker after score
+        "sharpness": pl.Float64,  # variance of the Laplacian, the tie-breaker after frontality
         "object_key": pl.String,
+        "aligned_key": pl.String,
         "is_baseline_creator": pl.Boolean,
         "duplicates": pl.String,  # JSON list of the face ids removed in favour of this one
     },

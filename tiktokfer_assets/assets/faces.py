@@ -17,10 +17,19 @@ from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.tables import conform
-from tiktokfer_assets.vision.crops import contact_sheet, decode_image, encode_jpeg, square_crop
+from tiktokfer_assets.vision.align import (
+    ARCFACE_SIZE,
+    TEMPLATE_ARCFACE_112,
+    align_face,
+    aligned_landmarks,
+    roll_degrees,
+)
+from tiktokfer_assets.vision.crops import contact_sheet, decode_image, encode_jpeg, upright_crop
 from tiktokfer_assets.vision.detector import Detection, FaceDetector
+from tiktokfer_assets.vision.upright import redetect_sideways
 
 RETINAFACE_WEIGHTS = "weights/retinaface_mobilenet0.25.pth"
+NOFACE_COLUMNS = ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label", "expression")
 
 
 class FacesConfig(Config):
@@ -28,14 +37,24 @@ class FacesConfig(Config):
     max_size: int = 640
     """Longer side (px) frames are resized to before detection."""
     margin: float = 0.2
-    """Crop margin on each side, as a fraction of the box's longer side."""
+    """Context crop margin on each side, as a fraction of the box's longer side (the aligned crop is fixed:
+    112x112 on the ArcFace template)."""
     jpeg_quality: int = 90
     chunk_frames: int = 256
     """Frames decoded and held in memory at once; the detector batches within a chunk."""
     contact_sheet_faces: int = 48
 
 
-def face_row(frame: dict, rank: int, detection: Detection, key: str) -> dict:
+def face_crops(image, detection: Detection, margin: float) -> tuple[object, object, float, float]:
+    """The upright context crop, the 112x112 ArcFace-aligned crop, the face's roll in the frame and
+    the roll of its landmarks mapped into the aligned crop (degrees)."""
+    roll = roll_degrees(detection.landmarks)
+    aligned = align_face(image, detection.landmarks, ARCFACE_SIZE, TEMPLATE_ARCFACE_112)
+    aligned_roll = roll_degrees(aligned_landmarks(detection.landmarks, TEMPLATE_ARCFACE_112))
+    return upright_crop(image, detection.box, roll, margin), aligned, roll, aligned_roll
+
+
+def face_row(frame: dict, rank: int, detection: Detection, keys: tuple[str, ...], rolls: tuple[float, float]) -> dict:
     x1, y1, x2, y2 = detection.box
     landmarks = {
         f"lm{i}_{axis}": value for i, point in enumerate(detection.landmarks) for axis, value in zip("xy", point)
@@ -51,8 +70,12 @@ def face_row(frame: dict, rank: int, detection: Detection, key: str) -> dict:
         "rotation": detection.rotation,
         "frame_width": frame["width"],
         "frame_height": frame["height"],
-        "object_key": key,
+        "object_key": keys[0],
+        "aligned_key": keys[1],
+        "roll_deg": rolls[0],
+        "aligned_roll_deg": rolls[1],
         "prompt_label": frame["prompt_label"],
+        "expression": frame["expression"],
     }
 
 
@@ -63,13 +86,11 @@ def png_markdown(png: bytes, alt: str) -> MetadataValue:
 
 @multi_asset(
     outs={
-        "faces": AssetOut(
-            io_manager_key="table_io_manager",
-            description="One row per detected face: box, score, landmarks, rotation, crop key, prompt label.",
-        ),
+        "faces": AssetOut(io_manager_key="table_io_manager", description=(
+            "One row per detected face: box, score, landmarks, rotation, upright and aligned crop keys, "
+            "prompt label and expression.")),
         "nofaces": AssetOut(
-            io_manager_key="table_io_manager",
-            description="Frames without any face, even after the 90-degree retries.",
+            io_manager_key="table_io_manager", description="Frames without any face, even after the 90-degree retries."
         ),
     },
     partitions_def=challenge_partitions,
@@ -100,16 +121,16 @@ def faces(
     for start in range(0, len(ordered), config.chunk_frames):
         chunk = ordered[start : start + config.chunk_frames]
         images = [decode_image(object_store.get_bytes(frame["object_key"])) for frame in chunk]
-        for frame, image, detections in zip(chunk, images, detector.detect(images)):
+        found = redetect_sideways(detector, images, detector.detect(images))
+        for frame, image, detections in zip(chunk, images, found):
             if not detections:
-                noface_rows.append(
-                    {k: frame[k] for k in ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label")}
-                )
+                noface_rows.append({k: frame[k] for k in NOFACE_COLUMNS})
             for rank, detection in enumerate(detections):
-                crop = square_crop(image, detection.box, config.margin, detection.rotation)
-                key = f"faces/{challenge}/{frame['frame_id']}_{rank}.jpg"
-                object_store.put_bytes(key, encode_jpeg(crop, config.jpeg_quality))
-                face_rows.append(face_row(frame, rank, detection, key))
+                crop, aligned, roll, aligned_roll = face_crops(image, detection, config.margin)
+                keys = tuple(f"{kind}/{challenge}/{frame['frame_id']}_{rank}.jpg" for kind in ("faces", "aligned"))
+                for key, picture in zip(keys, (crop, aligned)):
+                    object_store.put_bytes(key, encode_jpeg(picture, config.jpeg_quality))
+                face_rows.append(face_row(frame, rank, detection, keys, (roll, aligned_roll)))
                 if len(sample) < config.contact_sheet_faces and rank == 0 and len(face_rows) % 3 == 1:
                     sample.append(crop)
         context.log.info(
@@ -119,6 +140,7 @@ def faces(
     table = conform("faces", face_rows).sort("face_id")
     nofaces_table = conform("nofaces", noface_rows).sort("frame_id")
     removed = object_store.delete_prefix(f"faces/{challenge}/", keep=set(table["object_key"]))
+    removed += object_store.delete_prefix(f"aligned/{challenge}/", keep=set(table["aligned_key"]))
     metadata = {
         "faces": table.height,
         "frames_with_faces": table["frame_id"].n_unique(),

@@ -70,7 +70,8 @@ def extract_video_frames(video: dict, challenge: str, every_s: float, max_second
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
     group_name="frames_and_faces",
-    description="One JPEG every `every_s` seconds of each video (one ffmpeg decode per video), with the prompt label.",
+    description="One JPEG every `every_s` seconds of each video (one ffmpeg decode per video), with the prompt label "
+                "and its expression class.",
 )
 def frames(
     context: AssetExecutionContext,
@@ -96,6 +97,10 @@ def frames(
     for video_id, error in broken.items():
         context.log.warning(f"{challenge.name}/{video_id}: decoding broke off, frames before it kept: {error}")
     table = label_frames(conform("frames", rows), subvideos)
+    vocabulary = {p.label: challenge.expression_of(p.label) for p in challenge.prompts}
+    table = table.with_columns(
+        expression=pl.col("prompt_label").replace_strict(vocabulary, default=None, return_dtype=pl.String)
+    )
     table = conform("frames", table).sort("frame_id")
     removed = object_store.delete_prefix(f"frames/{challenge.name}/", keep=set(table["object_key"]))
     labelled = table.filter(pl.col("prompt_label").is_not_null())
@@ -103,9 +108,8 @@ def frames(
         "frames": table.height,
         "videos": table["video_id"].n_unique(),
         "labelled_frames": labelled.height,
-        "frames_per_label": MetadataValue.md(
-            markdown_preview(labelled.group_by("prompt_label").len().sort("prompt_label"), rows=50)
-        ),
+        "frames_per_label": MetadataValue.md(markdown_preview(
+            labelled.group_by("prompt_label", "expression").len().sort("prompt_label"), rows=50)),
         "videos_with_decode_errors": MetadataValue.json(broken),
         "stale_objects_removed": removed,
     })

@@ -1,5 +1,6 @@
 """Asset 5: face embeddings, tracks within videos, track similarities and individuals across videos."""
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,15 @@ from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
-from tiktokfer_assets.tables import conform
-from tiktokfer_assets.vision.crops import decode_image
+from tiktokfer_assets.tables import LANDMARK_COLUMNS, conform
+from tiktokfer_assets.vision.crops import contact_sheet, decode_image
+
+GALLERY_FACES = 6  # thumbnails per individual in the materialisation's gallery
 
 # Cosine similarity of two tracks' mean embeddings above which they are one person.
 # mobilefacenet: same-person photos measured 0.54-0.9, different people at most 0.19
 # (tests/test_embedders.py); track means are steadier than single photos.
 THRESHOLDS = {"mobilefacenet": 0.4, "open_clip": 0.85}
-LANDMARK_COLUMNS = [f"lm{i}_{axis}" for i in range(5) for axis in "xy"]
 
 
 class EmbeddingConfig(Config):
@@ -101,6 +103,24 @@ class IndividualsConfig(Config):
     corrections_file: str = str(PROJECT_ROOT / "corrections.yaml")
 
 
+def gallery_markdown(final: pl.DataFrame, object_store: ObjectStore, per_individual: int = GALLERY_FACES) -> str:
+    """Markdown: per individual, its track ids and a strip of context crops spread over its faces (labelled
+    ones first), so a user can see who is who and write a correction naming the tracks."""
+    sections = []
+    for (individual,), faces in final.sort("face_id").group_by(["individual_id"], maintain_order=True):
+        picked = faces.sort(pl.col("expression").is_null(), "face_id").gather_every(
+            max(1, faces.height // per_individual))[:per_individual]
+        sheet = contact_sheet([decode_image(object_store.get_bytes(key)) for key in picked["object_key"]],
+                              columns=per_individual, cell=72)
+        labels = ", ".join(f"{t:.1f}s {e or '-'}" for t, e in picked.select("timestamp_s", "expression").iter_rows())
+        creator = " (baseline creator)" if faces["is_baseline_creator"].any() else ""
+        sections.append(
+            f"**{individual}**{creator}: {faces.height} faces; tracks {', '.join(sorted(faces['track_id'].unique()))}"
+            f"  \n![{individual}](data:image/png;base64,{base64.b64encode(sheet).decode()})  \n{labels}"
+        )
+    return "\n\n".join(sections)
+
+
 def flag_baseline_creator(final: pl.DataFrame, baseline_video_id: str | None) -> pl.DataFrame:
     """Mark every face of the individuals seen in the baseline video: the challenge's creator.
 
@@ -138,6 +158,7 @@ def individuals(
     face_embeddings: pl.DataFrame,
     videos: pl.DataFrame,
     gpu: GpuResource,
+    object_store: ObjectStore,
 ):
     challenge = context.partition_key
     face_columns = [c for c in faces.columns if c != "challenge"]
@@ -198,4 +219,5 @@ def individuals(
         "corrections_applied": MetadataValue.json(report.applied),
         "stale_corrections": MetadataValue.json([f"{s.kind}: {s.detail}" for s in stale]),
         "per_individual": MetadataValue.md(markdown_preview(per_individual, rows=50)),
+        "gallery": MetadataValue.md(gallery_markdown(table, object_store)),
     })

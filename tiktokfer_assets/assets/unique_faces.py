@@ -1,14 +1,22 @@
-"""Asset 6, ``unique_faces``: each individual's face crops without perceptual duplicates (PHash)."""
+"""Asset 6, ``unique_faces``: each individual's face crops per expression without perceptual duplicates (PHash)."""
 
 import json
 
+import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, Config, Output, asset
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from tiktokfer_assets.identity.dedup import select_unique
 from tiktokfer_assets.partitions import challenge_partitions
+from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
-from tiktokfer_assets.tables import conform
+from tiktokfer_assets.tables import LANDMARK_COLUMNS, conform
+from tiktokfer_assets.vision.align import frontality
+
+KEPT_COLUMNS = [
+    "face_id", "individual_id", "video_id", "track_id", "timestamp_s", "prompt_label", "expression", "score",
+    "object_key", "aligned_key", "is_baseline_creator",
+]
 
 
 class UniqueFacesConfig(Config):
@@ -20,7 +28,8 @@ class UniqueFacesConfig(Config):
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
     group_name="individuals",
-    description="Best face of each group of near-duplicate crops per individual, with the removed duplicates.",
+    description="Best face of each group of near-duplicate crops per individual and expression, with the removed "
+                "duplicates.",
 )
 def unique_faces(
     context: AssetExecutionContext,
@@ -32,13 +41,13 @@ def unique_faces(
         row["face_id"]: object_store.get_bytes(row["object_key"])
         for row in individuals.select("face_id", "object_key").iter_rows(named=True)
     }
+    pose = pl.Series("frontality", [frontality(np.reshape(row, (5, 2)))
+                                    for row in individuals.select(LANDMARK_COLUMNS).iter_rows()], dtype=pl.Float64)
     kept = select_unique(
-        individuals.select(
-            "face_id", "individual_id", "video_id", "track_id", "timestamp_s", "prompt_label", "score", "object_key",
-            "is_baseline_creator",
-        ),
+        individuals.select(KEPT_COLUMNS).with_columns(pose),
         crops,
         max_distance_threshold=config.max_distance_threshold,
+        group_by=("individual_id", "expression"),
     )
     duplicates = pl.Series("duplicates", [json.dumps(ids) for ids in kept["duplicates"].to_list()], dtype=pl.String)
     table = conform("unique_faces", kept.with_columns(duplicates)).sort("face_id")
@@ -48,5 +57,8 @@ def unique_faces(
         "unique_faces": table.height,
         "duplicates_removed": removed,
         "individuals": table["individual_id"].n_unique(),
-        "labelled_unique_faces": table.filter(pl.col("prompt_label").is_not_null()).height,
+        "labelled_unique_faces": table.filter(pl.col("expression").is_not_null()).height,
+        "per_expression": MetadataValue.md(markdown_preview(
+            table.group_by("expression").agg(faces=pl.len(), individuals=pl.col("individual_id").n_unique())
+            .sort("expression", nulls_last=True), rows=50)),
     })

@@ -51,6 +51,14 @@ def unresolved_references(
     return present.join(keys, on=on, how="anti")
 
 
+def lost_groups(before: pl.DataFrame, after: pl.DataFrame, keys: str | Sequence[str]) -> pl.DataFrame:
+    """The distinct ``keys`` of ``before`` that no row of ``after`` has (nulls match nulls: a null is a value here)."""
+    keys = _columns(keys)
+    return before.select(keys).unique().join(after.select(keys).unique(), on=keys, how="anti", nulls_equal=True).sort(
+        keys, nulls_last=True
+    )
+
+
 def shared_keys(rows: pl.DataFrame, other: pl.DataFrame, on: str | Sequence[str]) -> pl.DataFrame:
     """Rows of ``rows`` whose key ``on`` also occurs in ``other`` (for tables that must be disjoint)."""
     on = _columns(on)

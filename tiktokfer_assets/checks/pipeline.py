@@ -15,13 +15,16 @@ from tiktokfer_assets.checks.invariants import (
     attach,
     boxes_outside,
     duplicate_keys,
+    lost_groups,
     missing_values,
     shared_keys,
     spans_outside,
     unresolved_references,
 )
+from tiktokfer_assets.tables import LANDMARK_COLUMNS
 
 FACE_BOX = ["x1", "y1", "x2", "y2"]
+MAX_ALIGNED_ROLL_DEG = 10.0
 
 
 def overlapping_spans(rows: pl.DataFrame, group: str, start: str, end: str, *, tolerance: float = 1e-3) -> pl.DataFrame:
@@ -49,6 +52,11 @@ def frames_with_foreign_labels(t: PartitionTables) -> pl.DataFrame:
     return t.table("frames").filter(
         pl.col("prompt_label").is_not_null() & ~pl.col("prompt_label").is_in([p.label for p in labels])
     )
+
+
+def labels_lost_by_dedup(t: PartitionTables) -> pl.DataFrame:
+    """(individual_id, expression) pairs of faces_with_final_ind that no face of unique_faces keeps."""
+    return lost_groups(t.table("faces_with_final_ind"), t.table("unique_faces"), ["individual_id", "expression"])
 
 
 def duplicates_not_in_individuals(t: PartitionTables) -> pl.DataFrame:
@@ -85,7 +93,7 @@ PIPELINE_CHECKS = [
     table_check("faces", "boxes_inside_frames", "every box is non-empty and inside its frame",
                 lambda t: boxes_outside(t.table("faces"), FACE_BOX, "frame_width", "frame_height")),
     table_check("faces", "landmarks_set", "every face has its five landmarks",
-                lambda t: missing_values(t.table("faces"), [f"lm{i}_{a}" for i in range(5) for a in "xy"])),
+                lambda t: missing_values(t.table("faces"), LANDMARK_COLUMNS)),
     table_check("nofaces", "not_also_in_faces", "a frame without a face has no face rows",
                 lambda t: shared_keys(t.table("nofaces"), t.table("faces"), "frame_id"), blocking=False),
     table_check("faces_with_intra_ind", "every_face_tracked", "every face of the faces table has one track",
@@ -114,6 +122,15 @@ PIPELINE_CHECKS = [
                 ])),
     table_check("individuals", "no_frame_holds_one_person_twice", "two faces of one frame are never one individual",
                 lambda t: duplicate_keys(t.table("faces_with_final_ind"), ["frame_id", "individual_id"])),
+    table_check("faces", "aligned_crops_upright",
+                f"every face has an aligned crop whose landmarks' roll is at most {MAX_ALIGNED_ROLL_DEG:g} degrees",
+                lambda t: pl.concat([
+                    missing_values(t.table("faces"), ["aligned_key", "aligned_roll_deg"]).select("face_id"),
+                    t.table("faces").filter(pl.col("aligned_roll_deg").abs() > MAX_ALIGNED_ROLL_DEG).select("face_id"),
+                ])),
+    table_check("unique_faces", "every_label_kept",
+                "every (individual, expression) of faces_with_final_ind keeps at least one face in unique_faces",
+                labels_lost_by_dedup),
     table_check("unique_faces", "faces_exist",
                 "kept faces and their removed duplicates are faces of the individuals table",
                 lambda t: pl.concat([

@@ -4,15 +4,29 @@ The demo and every test use it. It writes, under ``out_dir``:
 
 - ``baseline.mp4``: the original video: the baseline creator's photos over "the
   sound", a synthetic song with spoken prompts (espeak-ng speech) at known times;
-- ``videos/*.mp4``: performances: other people's photos over the same sound,
+- ``videos/*.mp4``: performances: other people over the same sound,
   started at another offset, re-mixed with their own background music and noise,
   volume ramps, another sample rate; plus the awkward cases a real challenge has:
   a landscape video filmed sideways, a split-screen duet with the baseline creator,
   a video with no audio track, a truncated file, a video longer than
   ``max_video_seconds`` and one that stops before the last prompts;
 - ``challenge.yaml``: the challenge definition (local-folder source);
-- ``truth.json``: who is in each video and where, where each prompt is spoken in
-  each video's timeline (and whether it is present at all).
+- ``truth.json``: who is in each video and where, which photo and expression is on
+  screen when (``on_screen``), where each prompt is spoken in each video's timeline
+  (and whether it is present at all), and how a performer is defined (``performers``).
+
+Performers make real expressions. A performer is one person of the labelled
+expression photos (``media/expressions/<class>/<Name>_<n>.jpg``; the person is the
+file name without its number) who has a neutral photo and photos of other classes.
+Outside expression windows the performer shows their neutral photo; from
+``EXPRESSION_LEAD_S`` before an expression prompt is spoken to ``EXPRESSION_HOLD_S``
+after it ends, their photo of that prompt's class; a performer without a photo of
+that class steps out of the picture (an empty panel) for the window. Every video
+of a performer shows the same photos, and a single-face video is one track, so
+identity clustering sees one track mean per video that is dominated by the
+performer's neutral photo: one individual per performer (tests/test_individuals_assets.py).
+A name that is a folder of ``media/faces`` instead is a person whose (unlabelled)
+photos are shown in turn all along, as the trending monitor's tests need.
 
 Everything is deterministic given the seed (espeak-ng, numpy's generator, and
 ffmpeg's encoders with fixed settings).
@@ -43,15 +57,26 @@ FPS = 15
 # (label, words spoken); the first is an instruction, the rest are expressions
 DEFAULT_PROMPTS = [
     ("ready", "ready, go"),
-    ("kiss", "kiss"),
     ("surprise", "surprise"),
     ("angry", "angry"),
     ("sad", "sad"),
     ("disgust", "disgust"),
     ("happy", "happy"),
 ]
+# prompt label -> expression class of the photos (media/expressions/<class>/); None: an instruction.
+# Labels not listed here (a test's own prompts) are instructions too.
+DEFAULT_EXPRESSIONS = {
+    "ready": None, "surprise": "surprise", "angry": "anger", "sad": "sadness", "disgust": "disgust",
+    "happy": "happiness",
+}
+NEUTRAL = "neutral"  # the class shown outside expression windows
 PROMPT_SPACING_S = 2.0
 SOUND_LEAD_S = 0.6
+# A performer shows the expression from this long before the prompt starts to this long after it ends
+# (the label span found from the audio is within ~0.05 s of the spoken one; the next prompt starts >= 2 s later).
+EXPRESSION_LEAD_S = 0.3
+EXPRESSION_HOLD_S = 0.7
+DEMO_PEOPLE = 5  # the creator and four performers
 
 
 @dataclass
@@ -82,19 +107,90 @@ class GeneratedChallenge:
         return next(v for v in self.truth["videos"] if v["video_id"] == video_id)
 
 
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
 def person_photos(person: str, root: Path | None = None) -> list[Path]:
     folder = (root or media_dir()) / "faces" / person
-    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
     if not photos:
         raise FileNotFoundError(f"no photos of {person} in {folder}; run `tiktokfer fetch` first")
     return photos
 
 
-def available_people(root: Path | None = None) -> list[str]:
-    folder = (root or media_dir()) / "faces"
+def expression_performers(root: Path | None = None) -> dict[str, dict[str, Path]]:
+    """Performers of the expression photos: person -> {class: photo} (the first photo of each class).
+
+    A person is a file name without its trailing number (``George_W_Bush_0012.jpg``); only
+    people with a neutral photo and at least one other class qualify. Ordered by the number of
+    classes (most first), then by name.
+    """
+    folder = (root or media_dir()) / "expressions"
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is missing; run `tiktokfer fetch` first")
-    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+    photos: dict[str, dict[str, Path]] = {}
+    for photo in sorted(folder.glob("*/*")):
+        if photo.suffix.lower() in PHOTO_SUFFIXES:
+            person = re.sub(r"_\d+$", "", photo.stem)
+            photos.setdefault(person, {}).setdefault(photo.parent.name, photo)
+    qualified = {p: c for p, c in photos.items() if NEUTRAL in c and len(c) >= 2}
+    return dict(sorted(qualified.items(), key=lambda item: (-len(item[1]), item[0])))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A photo on one panel from start_s to end_s; expression None: not labelled (a media/faces photo)."""
+
+    start_s: float
+    end_s: float
+    photo: Path
+    expression: str | None
+
+
+def schedule(person: str, windows: list[tuple[float, float, str]], duration_s: float,
+             root: Path | None = None) -> list[Segment]:
+    """What ``person`` shows when, over ``duration_s``, given the expression windows (start, end, class)."""
+    if ((root or media_dir()) / "faces" / person).is_dir():
+        photos = person_photos(person, root)
+        seg = duration_s / len(photos)
+        return [Segment(round(k * seg, 3), round((k + 1) * seg, 3), photo, None) for k, photo in enumerate(photos)]
+    performers = expression_performers(root)
+    if person not in performers:
+        raise ValueError(f"{person!r} is neither a folder of media/faces nor an expression performer")
+    photos = performers[person]
+    segments, t = [], 0.0
+    for start, end, expression in windows:
+        start, end = max(start, 0.0), min(end, duration_s)
+        if end <= start:
+            continue
+        if start > t:
+            segments.append(Segment(round(t, 3), round(start, 3), photos[NEUTRAL], NEUTRAL))
+        if expression in photos:
+            segments.append(Segment(round(start, 3), round(end, 3), photos[expression], expression))
+        t = end
+    if t < duration_s:
+        segments.append(Segment(round(t, 3), round(duration_s, 3), photos[NEUTRAL], NEUTRAL))
+    return segments
+
+
+def expression_windows(spans: list[dict], expressions: dict[str, str | None], shift_s: float) -> list[tuple]:
+    """(start, end, class) in a video's timeline for every expression prompt of the sound."""
+    return [
+        (span["start_s"] + shift_s - EXPRESSION_LEAD_S, span["end_s"] + shift_s + EXPRESSION_HOLD_S,
+         expressions[span["label"]])
+        for span in spans if expressions.get(span["label"]) is not None
+    ]
+
+
+def available_people(root: Path | None = None) -> list[str]:
+    """The demo's people: the expression performers with the most classes (the last is the creator);
+    under a photo folder without ``expressions/``, its ``faces/`` people."""
+    base = root or media_dir()
+    if (base / "expressions").is_dir():
+        return list(expression_performers(root))[:DEMO_PEOPLE]
+    if not (base / "faces").is_dir():
+        raise FileNotFoundError(f"{base}/expressions is missing; run `tiktokfer fetch` first")
+    return sorted(p.name for p in (base / "faces").iterdir() if p.is_dir())
 
 
 # --- audio -------------------------------------------------------------------------------
@@ -197,34 +293,27 @@ def _fit(photo: Path, box_w: int, box_h: int) -> tuple[int, int]:
     return int(w * scale) // 2 * 2, int(h * scale) // 2 * 2
 
 
-def _panel(photos: list[Path], duration_s: float, bg: str):
-    """A WIDTH x HEIGHT stream showing ``photos`` in turn, drifting slowly; and each photo's rectangle."""
+def _panel(segments: list[Segment], duration_s: float, bg: str):
+    """A WIDTH x HEIGHT stream showing each segment's photo over its span, drifting slowly; and each
+    segment's rectangle. Photos are overlaid on a plain background (the panel is empty between them)."""
     canvas_w, canvas_h = WIDTH + 2 * MARGIN, HEIGHT + 2 * MARGIN
-    seg = duration_s / len(photos)
-    parts, rects = [], []
-    for k, photo in enumerate(photos):
+    video = ffmpeg.input(f"color=c={bg}:s={canvas_w}x{canvas_h}:r={FPS}:d={duration_s}", f="lavfi")
+    rects = []
+    for photo in dict.fromkeys(s.photo for s in segments):
+        shown = [s for s in segments if s.photo == photo]
         sw, sh = _fit(photo, canvas_w, canvas_h)
         ox, oy = (canvas_w - sw) // 2, (canvas_h - sh) // 2
-        stream = (
-            ffmpeg.input(str(photo), loop=1, t=seg, framerate=FPS)
-            .filter("scale", sw, sh)
-            .filter("pad", canvas_w, canvas_h, ox, oy, color=bg)
-            .filter("setsar", 1)
-            .filter("format", "yuv420p")
-        )
-        parts.append(stream)
-        rects.append({
-            "start_s": round(k * seg, 3), "end_s": round((k + 1) * seg, 3),
-            "photo": f"{photo.parent.name}/{photo.name}",
-            "box": [
-                max(0, ox - MARGIN), max(0, oy - MARGIN), min(WIDTH, ox - MARGIN + sw), min(HEIGHT, oy - MARGIN + sh)
-            ],
-        })
-    video = ffmpeg.concat(*parts, v=1, a=0) if len(parts) > 1 else parts[0]
+        image = ffmpeg.input(str(photo), loop=1, t=duration_s, framerate=FPS).filter("scale", sw, sh)
+        enable = "+".join(f"between(t,{s.start_s},{s.end_s - 1e-3})" for s in shown)
+        video = video.overlay(image, x=ox, y=oy, enable=enable, eof_action="pass")
+        box = [max(0, ox - MARGIN), max(0, oy - MARGIN), min(WIDTH, ox - MARGIN + sw), min(HEIGHT, oy - MARGIN + sh)]
+        rects += [{"start_s": s.start_s, "end_s": s.end_s, "photo": f"{photo.parent.name}/{photo.name}",
+                   "expression": s.expression, "box": box} for s in shown]
+    video = video.filter("setsar", 1).filter("format", "yuv420p")
     video = video.filter(
         "crop", WIDTH, HEIGHT, f"{MARGIN}+{MARGIN - 2}*sin(t*0.9)", f"{MARGIN}+{MARGIN - 2}*cos(t*0.7)"
     )
-    return video, rects
+    return video, sorted(rects, key=lambda r: r["start_s"])
 
 
 def _rotate_box_cw(box: list[int], height: int) -> list[int]:
@@ -233,13 +322,13 @@ def _rotate_box_cw(box: list[int], height: int) -> list[int]:
     return [height - y2, x1, height - y1, x2]
 
 
-def render_video(path: Path, people_photos: list[list[Path]], duration_s: float, wav: Path | None,
+def render_video(path: Path, people_segments: list[list[Segment]], duration_s: float, wav: Path | None,
                  *, sideways: bool = False, faststart: bool = True) -> list[dict]:
     """Encode a video of one panel per person (side by side); returns where each person is."""
     backgrounds = ["0x2d3e50", "0x6b4e71", "0x3c6e47"]
     panels, people = [], []
-    for k, photos in enumerate(people_photos):
-        panel, rects = _panel(photos, duration_s, backgrounds[k % len(backgrounds)])
+    for k, segments in enumerate(people_segments):
+        panel, rects = _panel(segments, duration_s, backgrounds[k % len(backgrounds)])
         panels.append(panel)
         for rect in rects:
             x1, y1, x2, y2 = rect["box"]
@@ -285,6 +374,15 @@ def default_plans(people: list[str], creator: str, sound_s: float, max_video_sec
     ]
 
 
+def on_screen(people: list[dict]) -> list[dict]:
+    """The truth's ``on_screen`` list: every photo shown, by whom, with its expression and region."""
+    return sorted(
+        ({"start_s": r["start_s"], "end_s": r["end_s"], "person": p["person"], "expression": r["expression"],
+          "photo": r["photo"], "region": r["box"]} for p in people for r in p["regions"]),
+        key=lambda entry: (entry["start_s"], entry["region"][0]),
+    )
+
+
 def build_challenge(
     out_dir: str | Path,
     *,
@@ -294,25 +392,35 @@ def build_challenge(
     creator: str | None = None,
     plans: list[VideoPlan] | None = None,
     prompts: list[tuple[str, str]] | None = None,
+    expressions: dict[str, str | None] | None = None,
     max_video_seconds: float = 20.0,
     photos_root: Path | None = None,
 ) -> GeneratedChallenge:
-    """Write a generated challenge to ``out_dir`` (see the module docstring)."""
+    """Write a generated challenge to ``out_dir`` (see the module docstring).
+
+    ``expressions`` maps prompt labels to photo classes (default: :data:`DEFAULT_EXPRESSIONS`;
+    a label it lacks is an instruction).
+    """
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     people = people or available_people(photos_root)
-    creator = creator or ("lin_manuel_miranda" if "lin_manuel_miranda" in people else people[-1])
+    creator = creator or people[-1]
+    prompts = prompts or DEFAULT_PROMPTS
+    vocabulary = {label: (expressions or DEFAULT_EXPRESSIONS).get(label) for label, _ in prompts}
     with tempfile.TemporaryDirectory(prefix="tiktokfer-gen-") as tmp:
         work = Path(tmp)
-        sound, spans, speech_rms = build_sound(prompts or DEFAULT_PROMPTS, work, rng)
+        sound, spans, speech_rms = build_sound(prompts, work, rng)
         sound_s = len(sound) / SAMPLE_RATE
         plans = default_plans(people, creator, sound_s, max_video_seconds) if plans is None else plans
+
+        def segments_of(person: str, shift_s: float, duration_s: float) -> list[Segment]:
+            return schedule(person, expression_windows(spans, vocabulary, shift_s), duration_s, photos_root)
 
         baseline_wav = work / "baseline.wav"
         write_wav(baseline_wav, sound, 44100)
         baseline_people = render_video(
-            out / "baseline.mp4", [person_photos(creator, photos_root)], sound_s, baseline_wav
+            out / "baseline.mp4", [segments_of(creator, 0.0, sound_s)], sound_s, baseline_wav
         )
 
         videos = []
@@ -324,7 +432,7 @@ def build_challenge(
                 write_wav(wav, performance_audio(sound, speech_rms, plan, duration, rng), plan.audio_rate)
             path = out / "videos" / f"{plan.video_id}.mp4"
             placed = render_video(
-                path, [person_photos(p, photos_root) for p in plan.people], duration, wav,
+                path, [segments_of(p, plan.shift_s, duration) for p in plan.people], duration, wav,
                 sideways=plan.sideways, faststart=not plan.corrupt,
             )
             if plan.corrupt:  # lose the moov atom at the end: no player can open it
@@ -337,23 +445,40 @@ def build_challenge(
                 prompt_truth.append(
                     {"label": span["label"], "start_s": round(start, 3), "end_s": round(end, 3), "present": present}
                 )
+            shown = [{"person": person, "regions": rects} for person, rects in zip(plan.people, placed)]
             videos.append({
                 **{k: v for k, v in asdict(plan).items() if k != "people"},
                 "file": f"videos/{plan.video_id}.mp4",
                 "duration_s": duration,
-                "people": [{"person": person, "regions": rects} for person, rects in zip(plan.people, placed)],
+                "people": shown,
+                "on_screen": on_screen(shown),
                 "duet_left_is_creator": len(plan.people) == 2 and plan.people[0] == creator,
                 "prompts": prompt_truth,
             })
 
+    baseline_shown = [{"person": creator, "regions": baseline_people[0]}]
     truth = {
         "challenge": name,
         "seed": seed,
         "sound_duration_s": round(sound_s, 3),
         "prompts": spans,
-        "baseline": {
-            "file": "baseline.mp4", "person": creator, "regions": baseline_people[0], "duration_s": round(sound_s, 3)
+        "expressions": vocabulary,
+        "performers": {
+            "definition": (
+                "a performer is one person of media/expressions (the file name without its number) with a neutral "
+                "photo and photos of other classes; they show the neutral photo outside expression windows and "
+                f"their photo of the prompt's class from {EXPRESSION_LEAD_S} s before to {EXPRESSION_HOLD_S} s "
+                "after each expression prompt, or an empty panel when they have none; every video of a performer "
+                "shows the same photos. A media/faces person shows their unlabelled photos in turn all along."
+            ),
+            "photos": {
+                person: {k: f"{v.parent.name}/{v.name}" for k, v in expression_performers(photos_root)[person].items()}
+                for person in dict.fromkeys([creator, *(p for plan in plans for p in plan.people)])
+                if not ((photos_root or media_dir()) / "faces" / person).is_dir()
+            },
         },
+        "baseline": {"file": "baseline.mp4", "person": creator, "regions": baseline_people[0],
+                     "on_screen": on_screen(baseline_shown), "duration_s": round(sound_s, 3)},
         "videos": videos,
     }
     truth_json = out / "truth.json"
@@ -364,7 +489,7 @@ def build_challenge(
         "source": {"kind": "local_folder", "path": "videos"},
         "baseline": {"path": "baseline.mp4", "video_id": "baseline"},
         "prompts": spans,
-        "expression_labels": [s["label"] for s in spans[1:]],
+        "expressions": vocabulary,
         "max_videos": 50,
         "max_video_seconds": max_video_seconds,
     }

@@ -39,6 +39,9 @@ TEMPLATE_96X112 = np.array(
     dtype=np.float64,
 )
 TEMPLATE_SIZE = (112, 96)  # (height, width) the template is defined for
+# The ArcFace / InsightFace 112x112 template: the same points, 8 px further right (the crops of the dataset).
+ARCFACE_SIZE = (112, 112)
+TEMPLATE_ARCFACE_112 = TEMPLATE_96X112 + np.array([8.0, 0.0])
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -89,10 +92,43 @@ def template_for(size: tuple[int, int]) -> np.ndarray:
     return TEMPLATE_96X112 * np.array([width / TEMPLATE_SIZE[1], height / TEMPLATE_SIZE[0]])
 
 
+def roll_degrees(landmarks5: np.ndarray | Sequence[Sequence[float]]) -> float:
+    """In-plane rotation of a face: the angle (degrees, -180..180) of its eye line, left eye to right eye.
+
+    0 for an upright face; positive when the right eye is lower (image y grows downwards), i.e. the
+    face is turned clockwise as seen; about +-90 for a face filmed sideways.
+    """
+    points = np.asarray(landmarks5, dtype=np.float64)
+    dx, dy = points[1] - points[0]
+    return float(np.degrees(np.arctan2(dy, dx)))
+
+
+def frontality(landmarks5: np.ndarray | Sequence[Sequence[float]]) -> float:
+    """How frontal a face is, 0..1, from the five landmarks: 1 when the nose lies on the perpendicular
+    bisector of the eyes, 0 when it is half the eye distance or more to one side (a yaw proxy that
+    needs no 3-D model and is independent of roll and scale)."""
+    points = np.asarray(landmarks5, dtype=np.float64)
+    left, right, nose = points[0], points[1], points[2]
+    axis = right - left
+    distance = float(np.hypot(*axis))
+    if distance <= 1e-9:
+        return 0.0
+    offset = abs(float(np.dot(nose - (left + right) / 2, axis / distance)))
+    return max(0.0, 1.0 - offset / (distance / 2))
+
+
+def aligned_landmarks(landmarks5: np.ndarray | Sequence[Sequence[float]], template: np.ndarray) -> np.ndarray:
+    """Where the five landmarks land in the crop aligned on ``template`` (the fitted similarity transform)."""
+    points = np.asarray(landmarks5, dtype=np.float64)
+    matrix = similarity_transform(points, template)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
 def align_face(
     image: np.ndarray,
     landmarks5: np.ndarray | Sequence[Sequence[float]],
     size: tuple[int, int] = TEMPLATE_SIZE,
+    template: np.ndarray | None = None,
 ) -> np.ndarray:
     """Warp ``image`` so that its five landmarks land on the SphereFace template.
 
@@ -102,6 +138,8 @@ def align_face(
             RetinaFace order: left eye, right eye, nose, left mouth, right mouth.
         size: ``(height, width)`` of the output; the default 112x96 is what
             MobileFaceNet expects.
+        template: five target points in the output (default: the SphereFace template
+            scaled to ``size``); e.g. :data:`TEMPLATE_ARCFACE_112` with :data:`ARCFACE_SIZE`.
 
     Returns:
         ``(height, width, 3)`` ``uint8`` aligned crop; pixels that fall outside
@@ -114,7 +152,7 @@ def align_face(
     if points.shape != (5, 2):
         raise ValueError(f"expected 5 (x, y) landmarks, got an array of shape {points.shape}")
     height, width = size
-    template = template_for(size)
+    template = template_for(size) if template is None else np.asarray(template, dtype=np.float64)
     # Fit image -> template (least squares in template pixels, as skimage's and
     # OpenCV's estimators do), then invert: Pillow wants the output -> input map.
     forward = similarity_transform(points, template)

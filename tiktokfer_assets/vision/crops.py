@@ -13,6 +13,17 @@ import numpy as np
 from PIL import Image
 
 
+def square_origin(box: Sequence[float], margin: float = 0.2) -> tuple[int, int, int]:
+    """``(left, top, side)`` in image pixels of the square :func:`square_crop` cuts around ``box``."""
+    if margin < 0:
+        raise ValueError("margin must be >= 0")
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError(f"empty box {tuple(box)}")
+    side = max(1, round(max(x2 - x1, y2 - y1) * (1 + 2 * margin)))
+    return round((x1 + x2) / 2 - side / 2), round((y1 + y2) / 2 - side / 2), side
+
+
 def square_crop(
     image: np.ndarray,
     box: Sequence[float],
@@ -27,16 +38,9 @@ def square_crop(
     :attr:`~tiktokfer_assets.vision.detector.Detection.rotation`, degrees anticlockwise)
     rotates the crop so a face found in a rotated frame comes out upright.
     """
-    if margin < 0:
-        raise ValueError("margin must be >= 0")
     if rotation % 90:
         raise ValueError(f"rotation must be a multiple of 90, got {rotation}")
-    x1, y1, x2, y2 = (float(v) for v in box)
-    if x2 <= x1 or y2 <= y1:
-        raise ValueError(f"empty box {tuple(box)}")
-    side = max(1, round(max(x2 - x1, y2 - y1) * (1 + 2 * margin)))
-    left = round((x1 + x2) / 2 - side / 2)
-    top = round((y1 + y2) / 2 - side / 2)
+    left, top, side = square_origin(box, margin)
     height, width = image.shape[:2]
     crop = np.zeros((side, side, *image.shape[2:]), dtype=image.dtype)
     src_x0, src_y0 = max(left, 0), max(top, 0)
@@ -44,6 +48,21 @@ def square_crop(
     if src_x1 > src_x0 and src_y1 > src_y0:
         crop[src_y0 - top : src_y1 - top, src_x0 - left : src_x1 - left] = image[src_y0:src_y1, src_x0:src_x1]
     return np.ascontiguousarray(np.rot90(crop, rotation // 90)) if rotation else crop
+
+
+def upright_crop(image: np.ndarray, box: Sequence[float], roll_deg: float, margin: float = 0.2) -> np.ndarray:
+    """:func:`square_crop` of ``box`` turned about the box centre until the eye line is level, so a
+    tilted or sideways face (``roll_deg`` from :func:`~tiktokfer_assets.vision.align.roll_degrees`)
+    comes out upright.
+
+    A square 1.5 times larger is cut first (its corners keep image content after any turn), turned
+    with a bilinear warp, and its centre kept.
+    """
+    crop = square_crop(image, box, margin * 1.5 + 0.25)
+    turned = np.asarray(Image.fromarray(crop).rotate(roll_deg, resample=Image.Resampling.BILINEAR))
+    side = square_origin(box, margin)[2]
+    start = (turned.shape[0] - side) // 2
+    return np.ascontiguousarray(turned[start : start + side, start : start + side])
 
 
 def _rgb_image(image_bgr: np.ndarray) -> Image.Image:
