@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import yaml
-from dagster import DagsterInstance, Definitions, in_process_executor, multiprocess_executor
+from dagster import DagsterInstance, Definitions, execute_job, in_process_executor, multiprocess_executor
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from tiktokfer_assets.assets.faces import faces
 from tiktokfer_assets.assets.frames import frames
@@ -23,6 +24,12 @@ from tiktokfer_assets.checks import TABLE_CHECKS
 ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces]
 
 
+def executor_name(name: str | None = None) -> str:
+    """``name``, else ``TIKTOKFER_EXECUTOR``, else the environment's default (see :func:`executor_for`)."""
+    return name or os.environ.get("TIKTOKFER_EXECUTOR") or ("in_process" if current_environment() == "local"
+                                                            else "multiprocess")
+
+
 def executor_for(name: str | None = None):
     """The step executor chosen by ``TIKTOKFER_EXECUTOR``.
 
@@ -31,8 +38,7 @@ def executor_for(name: str | None = None):
     production: a process per step, ``max_concurrent`` from ``TIKTOKFER_MAX_CONCURRENT``) or ``k8s``
     (dagster-k8s's k8s_job_executor, every step in its own pod, configured by deploy/k8s/executor.yaml).
     """
-    default = "in_process" if current_environment() == "local" else "multiprocess"
-    name = name or os.environ.get("TIKTOKFER_EXECUTOR") or default
+    name = executor_name(name)
     if name == "in_process":
         return in_process_executor
     if name == "multiprocess":
@@ -57,11 +63,35 @@ def build_definitions(resources: dict | None = None) -> Definitions:
     )
 
 
+def environment_definitions() -> Definitions:
+    """:func:`build_definitions` on this environment's resources and executor, built afresh (for reconstruction)."""
+    return build_definitions()
+
+
 def materialize_challenge(definitions: Definitions, challenge: str, instance: DagsterInstance):
-    """Materialise every asset of one challenge partition in this process (checks included)."""
-    job = definitions.resolve_implicit_global_asset_job_def()
+    """Materialise every asset of one challenge partition (checks included) with ``TIKTOKFER_EXECUTOR``'s executor.
+
+    ``in_process`` runs in this process on ``definitions``; the other executors start
+    their steps elsewhere, which rebuild the code location
+    (:func:`environment_definitions`), so ``definitions`` must be this module's
+    :data:`defs` and ``instance`` persistent.
+    A failed run raises.
+    """
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    return job.execute_in_process(partition_key=challenge, instance=instance, run_config=quiet)
+    name = executor_name()
+    if name == "in_process":
+        job = definitions.resolve_implicit_global_asset_job_def()
+        return job.execute_in_process(partition_key=challenge, instance=instance, run_config=quiet)
+    if definitions is not defs:
+        raise ValueError(f"TIKTOKFER_EXECUTOR={name!r} re-imports the code location in each step: "
+                         "pass tiktokfer_assets.definitions.defs")
+    job_name = definitions.resolve_implicit_global_asset_job_def().name
+    job = ReconstructableRepository.for_module(__name__, "environment_definitions", str(PROJECT_ROOT)).get_reconstructable_job(job_name)
+    result = execute_job(job, instance=instance, run_config=quiet, tags={"dagster/partition": challenge})
+    if not result.success:
+        failed = [event.step_key for event in result.all_events if event.is_step_failure]
+        raise RuntimeError(f"run {result.run_id} of {challenge!r} failed ({name} executor); failed steps: {failed}")
+    return result
 
 
 defs = build_definitions()

@@ -9,8 +9,6 @@ from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Outp
 
 from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
 from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
-from tiktokfer_assets.identity.embedders import build_embedder
-from tiktokfer_assets.identity.similarity import top_k_similarities, track_means
 from tiktokfer_assets.identity.tracking import assign_tracks
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.paths import PROJECT_ROOT
@@ -57,6 +55,8 @@ def face_embeddings(
     object_store: ObjectStore,
     gpu: GpuResource,
 ) -> pl.DataFrame:
+    from tiktokfer_assets.identity.embedders import build_embedder  # torch: only the step that embeds imports it
+
     options = (
         {"weights_path": config.weights_path} if config.backend == "mobilefacenet"
         else {"model_name": config.model_name, "pretrained": config.pretrained}
@@ -147,6 +147,8 @@ def individuals(
     gpu: GpuResource,
     object_store: ObjectStore,
 ):
+    from tiktokfer_assets.identity.similarity import top_k_similarities, track_means  # torch: lazily
+
     challenge = context.partition_key
     face_columns = [c for c in faces.columns if c != "challenge"]
     tracked = assign_tracks(faces.select(face_columns))

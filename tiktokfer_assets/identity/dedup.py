@@ -47,14 +47,17 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from os import PathLike
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from imagededup.methods import PHash
 from PIL import Image
 from scipy import ndimage
 
 from tiktokfer_assets.identity.hamming import components, hex_to_uint64, near_pairs
+
+if TYPE_CHECKING:
+    from imagededup.methods import PHash
 
 ImageSource = np.ndarray | str | PathLike | bytes
 """A BGR ``uint8`` array, an image file path, or an encoded image file's bytes."""
@@ -77,9 +80,16 @@ def sharpness(rgb: np.ndarray) -> float:
     return float(ndimage.laplace(grey).var())
 
 
+def new_hasher() -> PHash:
+    """imagededup's PHash (imported here: imagededup imports torch, ~10 s, for its CNN methods)."""
+    from imagededup.methods import PHash
+
+    return PHash(verbose=False)
+
+
 def phash(rgb: np.ndarray, hasher: PHash | None = None) -> str:
     """imagededup's 64-bit perceptual hash of an RGB image, as 16 hex digits."""
-    return (hasher or PHash(verbose=False)).encode_image(image_array=rgb)
+    return (hasher or new_hasher()).encode_image(image_array=rgb)
 
 
 def find_duplicate_groups(images: Mapping[str, ImageSource], max_distance_threshold: int = 10) -> list[list[str]]:
@@ -91,7 +101,7 @@ def find_duplicate_groups(images: Mapping[str, ImageSource], max_distance_thresh
     without duplicates is a group of one. Groups keep the mapping's key order and
     come in the order of their first key.
     """
-    hasher = PHash(verbose=False)
+    hasher = new_hasher()
     keys = list(images)
     hashes = hex_to_uint64([phash(load_rgb(images[key]), hasher) for key in keys])
     labels = components(len(keys), near_pairs(hashes, max_distance_threshold))
@@ -145,7 +155,7 @@ def select_unique(
     if absent:
         raise KeyError(f"no image for {len(absent)} face(s), e.g. {absent[:3]}")
 
-    hasher = PHash(verbose=False)
+    hasher = new_hasher()
     hashes, sharpness_of = [], []
     for face_id in face_ids:  # one image in memory at a time: ``images`` may read lazily
         rgb = load_rgb(images[face_id])
