@@ -8,6 +8,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
 
 from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
+from tiktokfer_assets.identity.embedding_io import embedding_matrix, embedding_series
 from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
 from tiktokfer_assets.identity.tracking import assign_tracks
 from tiktokfer_assets.partitions import challenge_partitions
@@ -80,7 +81,7 @@ def face_embeddings(
     return pl.DataFrame({
         "face_id": ordered["face_id"],
         "backend": [embedder.name] * len(matrix),
-        "embedding": pl.Series(matrix.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
+        "embedding": embedding_series(matrix),
     })
 
 
@@ -163,7 +164,7 @@ def individuals(
     if missing:
         raise RuntimeError(f"{challenge}: {missing} faces have no embedding; re-materialise face_embeddings")
     backend = embedded["backend"][0] if embedded.height else "mobilefacenet"
-    track_ids, vectors = track_means(np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list())
+    track_ids, vectors = track_means(embedding_matrix(embedded["embedding"]), embedded["track_id"].to_list())
     if vectors.size:
         i, j, sim = top_k_similarities(vectors, k=config.neighbours, floor=config.similarity_floor, device=gpu.torch_device)
     else:
