@@ -68,8 +68,9 @@ def imagededup_groups(hashes: list[str]) -> np.ndarray:
     keys = [str(k) for k in range(len(hashes))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        found = PHash(verbose=False).find_duplicates(encoding_map=dict(zip(keys, hashes)), max_distance_threshold=THRESHOLD,
-                                                     search_method="brute_force_cython", num_dist_workers=0)
+        found = PHash(verbose=False).find_duplicates(
+            encoding_map=dict(zip(keys, hashes)), max_distance_threshold=THRESHOLD,
+            search_method="brute_force_cython", num_dist_workers=0)
     pairs = (np.array([int(k) for k, dups in found.items() for _ in dups], dtype=np.int64),
              np.array([int(d) for dups in found.values() for d in dups], dtype=np.int64))
     return components(len(hashes), pairs)

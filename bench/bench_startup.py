@@ -26,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ["torch", "torch._dynamo", "torchvision", "hdbscan", "sklearn", "dagster_aws", "boto3", "open_clip"]
-PROBE = f"import sys, tiktokfer_assets.definitions; print(__import__('json').dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+PROBE = ("import json, sys, tiktokfer_assets.definitions; "
+         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
 
 
 def import_once(package_root: Path) -> tuple[float, float, list[str]]:

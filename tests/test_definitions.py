@@ -58,7 +58,8 @@ def test_materialize_challenge_honours_tiktokfer_executor(tmp_path, monkeypatch)
     (tmp_path / "dagster").mkdir()
     (tmp_path / "dagster" / "dagster.yaml").touch()
     with DagsterInstance.get() as instance:
-        with pytest.raises(RuntimeError, match="'nowhere' failed \\(multiprocess executor\\); failed steps: \\['videos'\\]"):
+        failed = "'nowhere' failed \\(multiprocess executor\\); failed steps: \\['videos'\\]"
+        with pytest.raises(RuntimeError, match=failed):
             materialize_challenge(defs, "nowhere", instance)
         (run,) = instance.get_runs()
         (failure,) = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)

@@ -86,7 +86,8 @@ def materialize_challenge(definitions: Definitions, challenge: str, instance: Da
         raise ValueError(f"TIKTOKFER_EXECUTOR={name!r} re-imports the code location in each step: "
                          "pass tiktokfer_assets.definitions.defs")
     job_name = definitions.resolve_implicit_global_asset_job_def().name
-    job = ReconstructableRepository.for_module(__name__, "environment_definitions", str(PROJECT_ROOT)).get_reconstructable_job(job_name)
+    repository = ReconstructableRepository.for_module(__name__, "environment_definitions", str(PROJECT_ROOT))
+    job = repository.get_reconstructable_job(job_name)
     result = execute_job(job, instance=instance, run_config=quiet, tags={"dagster/partition": challenge})
     if not result.success:
         failed = [event.step_key for event in result.all_events if event.is_step_failure]

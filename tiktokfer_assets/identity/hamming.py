@@ -57,7 +57,8 @@ def _chunking(max_distance: int) -> tuple[tuple[tuple[int, int], ...], int]:
     2k hashes but quadratic beyond, see ``bench/bench_dedup.py``).
     """
     best: tuple[float, tuple[tuple[int, int], ...], int] | None = None
-    for m in range(-(-HASH_BITS // MAX_CHUNK_BITS), max(HASH_BITS // MAX_CHUNK_BITS, min(HASH_BITS, max_distance + 1)) + 1):
+    fewest = -(-HASH_BITS // MAX_CHUNK_BITS)
+    for m in range(fewest, max(fewest, min(HASH_BITS, max_distance + 1)) + 1):
         widths = [HASH_BITS // m + (1 if c < HASH_BITS % m else 0) for c in range(m)]
         radius = max_distance // m
         probes = sum(comb(widths[0], k) for k in range(radius + 1))
@@ -88,7 +89,8 @@ def _batches(hits: np.ndarray) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _multi_index_pairs(hashes: np.ndarray, members: np.ndarray, max_distance: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _multi_index_pairs(hashes: np.ndarray, members: np.ndarray,
+                       max_distance: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Close pairs among ``hashes[members]`` by multi-index hashing (see the module docstring)."""
     chunks, radius = _chunking(max_distance)
     found = []
@@ -105,7 +107,8 @@ def _multi_index_pairs(hashes: np.ndarray, members: np.ndarray, max_distance: in
     return found
 
 
-def near_pairs(hashes: np.ndarray, max_distance: int, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def near_pairs(hashes: np.ndarray, max_distance: int,
+               groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs ``(i, j)``, ``i < j``, of equal group whose Hamming distance is at most ``max_distance``.
 
     ``hashes``: ``uint64`` array; ``groups``: integer group ids (default: one group).
