@@ -28,11 +28,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tiktokfer_assets.assets.expression_model import backbone_weights
-from tiktokfer_assets.expression.backbones import BACKBONES, DEFAULT_BACKBONE, ExpressionNet
+from tiktokfer_assets.expression.backbones import BACKBONES, ExpressionNet
 from tiktokfer_assets.expression.data import decode, labelled_photos, split_by_file
 from tiktokfer_assets.expression.metrics import classification_metrics
 from tiktokfer_assets.expression.preprocess import eval_transform
-from tiktokfer_assets.expression.train import PREDICT_BATCH, TrainConfig, predict_proba, train_classifier
+from tiktokfer_assets.expression.settings import DEFAULT_BACKBONE, TrainConfig
+from tiktokfer_assets.expression.train import PREDICT_BATCH, predict_proba, train_classifier
 from tiktokfer_assets.paths import media_dir
 
 GOAL = 0.10

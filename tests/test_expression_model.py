@@ -24,7 +24,8 @@ from tiktokfer_assets.expression.data import (
 )
 from tiktokfer_assets.expression.metrics import classification_metrics
 from tiktokfer_assets.expression.release import external_test
-from tiktokfer_assets.expression.train import TrainConfig, class_weights, predict_proba, train_classifier
+from tiktokfer_assets.expression.settings import TrainConfig
+from tiktokfer_assets.expression.train import class_weights, predict_proba, train_classifier
 from tiktokfer_assets.fetch import require_file
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.detector import FaceDetector

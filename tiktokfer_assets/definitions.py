@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import yaml
-from dagster import DagsterInstance, Definitions, in_process_executor, multiprocess_executor
+from dagster import DagsterInstance, Definitions, execute_job, in_process_executor, multiprocess_executor
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from tiktokfer_assets.assets.dataset_export import dataset_export
 from tiktokfer_assets.assets.expression_model import expression_model
@@ -30,6 +31,12 @@ DATASET_ASSETS = [dataset_export, expression_model]
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
+def executor_name(name: str | None = None) -> str:
+    """``name``, else ``TIKTOKFER_EXECUTOR``, else the environment's default (see :func:`executor_for`)."""
+    return name or os.environ.get("TIKTOKFER_EXECUTOR") or ("in_process" if current_environment() == "local"
+                                                            else "multiprocess")
+
+
 def executor_for(name: str | None = None):
     """The step executor chosen by ``TIKTOKFER_EXECUTOR``.
 
@@ -38,8 +45,7 @@ def executor_for(name: str | None = None):
     production: a process per step, ``max_concurrent`` from ``TIKTOKFER_MAX_CONCURRENT``) or ``k8s``
     (dagster-k8s's k8s_job_executor, every step in its own pod, configured by deploy/k8s/executor.yaml).
     """
-    default = "in_process" if current_environment() == "local" else "multiprocess"
-    name = name or os.environ.get("TIKTOKFER_EXECUTOR") or default
+    name = executor_name(name)
     if name == "in_process":
         return in_process_executor
     if name == "multiprocess":
@@ -68,10 +74,34 @@ def build_definitions(resources: dict | None = None) -> Definitions:
     )
 
 
+def environment_definitions() -> Definitions:
+    """:func:`build_definitions` on this environment's resources and executor, built afresh (for reconstruction)."""
+    return build_definitions()
+
+
 def materialize_challenge(definitions: Definitions, challenge: str, instance: DagsterInstance):
-    """Materialise every asset of one challenge partition in this process (checks included)."""
-    job = definitions.resolve_job_def(ALL_ASSETS_JOB)
-    return job.execute_in_process(partition_key=challenge, instance=instance, run_config=QUIET)
+    """Materialise every asset of one challenge partition (checks included) with ``TIKTOKFER_EXECUTOR``'s executor.
+
+    ``in_process`` runs in this process on ``definitions``; the other executors start
+    their steps elsewhere, which rebuild the code location
+    (:func:`environment_definitions`), so ``definitions`` must be this module's
+    :data:`defs` and ``instance`` persistent.
+    A failed run raises.
+    """
+    name = executor_name()
+    if name == "in_process":
+        job = definitions.resolve_job_def(ALL_ASSETS_JOB)
+        return job.execute_in_process(partition_key=challenge, instance=instance, run_config=QUIET)
+    if definitions is not defs:
+        raise ValueError(f"TIKTOKFER_EXECUTOR={name!r} re-imports the code location in each step: "
+                         "pass tiktokfer_assets.definitions.defs")
+    repository = ReconstructableRepository.for_module(__name__, "environment_definitions", str(PROJECT_ROOT))
+    job = repository.get_reconstructable_job(ALL_ASSETS_JOB)
+    result = execute_job(job, instance=instance, run_config=QUIET, tags={"dagster/partition": challenge})
+    if not result.success:
+        failed = [event.step_key for event in result.all_events if event.is_step_failure]
+        raise RuntimeError(f"run {result.run_id} of {challenge!r} failed ({name} executor); failed steps: {failed}")
+    return result
 
 
 def materialize_dataset(definitions: Definitions, instance: DagsterInstance, challenges: list[str] | None = None):

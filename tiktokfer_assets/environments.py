@@ -11,15 +11,12 @@ import os
 from pathlib import Path
 
 from dagster import EnvVar
-from dagster_aws.s3 import S3Resource
 
 from tiktokfer_assets.paths import home_dir
 from tiktokfer_assets.resources.gpu import GpuResource
 from tiktokfer_assets.resources.io_managers import PolarsTableIOManager
 from tiktokfer_assets.resources.object_store import LocalObjectStore
 from tiktokfer_assets.resources.parquet_io_manager import ParquetIOManager
-from tiktokfer_assets.resources.postgres_table_store import PostgresTableStore
-from tiktokfer_assets.resources.s3_object_store import S3ObjectStore
 from tiktokfer_assets.resources.table_store import DuckDBTableStore
 from tiktokfer_assets.resources.video_source import ResearchApiConfig, VideoSourceResource
 from tiktokfer_assets.sources.research_api import API_URL, CREDENTIAL_VARIABLES, DAILY_REQUEST_LIMIT
@@ -85,6 +82,12 @@ def production_resources() -> dict:
       (postgres), ``TIKTOKFER_PG_PASSWORD`` (none), ``TIKTOKFER_PG_DB`` (tiktokfer),
       ``TIKTOKFER_PG_SCHEMA`` (tiktokfer).
     """
+    # boto3 and dagster_aws take seconds to import: local runs never load them
+    from dagster_aws.s3 import S3Resource
+
+    from tiktokfer_assets.resources.postgres_table_store import PostgresTableStore
+    from tiktokfer_assets.resources.s3_object_store import S3ObjectStore
+
     bucket = os.environ.get("TIKTOKFER_S3_BUCKET")
     if not bucket:
         raise ValueError("TIKTOKFER_ENV=production needs TIKTOKFER_S3_BUCKET (the S3 bucket for media and Parquet "

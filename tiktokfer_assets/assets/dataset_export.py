@@ -21,7 +21,7 @@ from dagster import (
     asset,
 )
 
-from tiktokfer_assets.assets.faces import contact_sheet_markdown
+from tiktokfer_assets.assets.faces import png_image_md
 from tiktokfer_assets.assets.individuals import THRESHOLDS
 from tiktokfer_assets.dataset import DatasetError
 from tiktokfer_assets.dataset.card import counts_table, persons_per_split
@@ -73,7 +73,7 @@ def gallery(release: Release, objects: ObjectStore, per_expression: int) -> str:
         per_split = dict(rows.group_by("split").len().iter_rows())
         splits = ", ".join(f"{s} {per_split[s]}" for s in SPLITS if s in per_split)
         sections.append(f"### {expression}: {rows.height} faces ({splits}), {rows['person_id'].n_unique()} persons\n\n"
-                        + contact_sheet_markdown(contact_sheet(crops, columns=6, cell=64)).value)
+                        + png_image_md(contact_sheet(crops, columns=6, cell=64), expression))
     return "\n\n".join(sections)
 
 

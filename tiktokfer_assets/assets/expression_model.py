@@ -18,6 +18,7 @@ agreement without changing the dataset others may have downloaded.
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetExecutionContext,
@@ -37,14 +38,15 @@ from tiktokfer_assets.assets.dataset_export import DATASET_GROUP
 from tiktokfer_assets.assets.faces import RETINAFACE_WEIGHTS, png_markdown
 from tiktokfer_assets.automation.trending import MOBILEFACENET_WEIGHTS
 from tiktokfer_assets.expression.agreement import AGREEMENT_THRESHOLD
-from tiktokfer_assets.expression.backbones import DEFAULT_BACKBONE, backbone_spec
 from tiktokfer_assets.expression.errors import ExpressionInputError
-from tiktokfer_assets.expression.release import MIN_TEST_FACES, ReleaseModel, train_release
-from tiktokfer_assets.expression.train import TrainConfig
+from tiktokfer_assets.expression.settings import DEFAULT_BACKBONE, MIN_TEST_FACES, TrainConfig
 from tiktokfer_assets.fetch import require_file
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.object_store import ObjectStore
+
+if TYPE_CHECKING:
+    from tiktokfer_assets.expression.release import ReleaseModel
 
 BACKBONE_WEIGHTS = {"mobilefacenet": MOBILEFACENET_WEIGHTS, "retinaface": RETINAFACE_WEIGHTS}
 """Backbone name -> manifest path of its checkpoint."""
@@ -55,6 +57,8 @@ FLAGGED_ROWS_SHOWN = 20
 
 def backbone_weights(backbone: str) -> Path:
     """The fetched checkpoint of ``backbone`` (an unknown name or a missing file is a one-line error)."""
+    from tiktokfer_assets.expression.backbones import backbone_spec
+
     backbone_spec(backbone)
     return require_file(BACKBONE_WEIGHTS[backbone])
 
@@ -139,7 +143,7 @@ def _table(rows: list[dict], types: dict[str, str]) -> MetadataValue:
 PER_CLASS_TYPES = {"class": "string", "precision": "float", "recall": "float", "f1": "float", "support": "int"}
 
 
-def model_metadata(result: ReleaseModel, model_key: str, model_uri: str, digest: str) -> dict:
+def model_metadata(result: "ReleaseModel", model_key: str, model_uri: str, digest: str) -> dict:
     metrics = result.metrics
     metadata = {
         "release_id": result.release_id,
@@ -188,6 +192,8 @@ def model_metadata(result: ReleaseModel, model_key: str, model_uri: str, digest:
 def expression_model(
     context: AssetExecutionContext, config: ExpressionModelConfig, object_store: ObjectStore, gpu: GpuResource
 ) -> MaterializeResult:
+    from tiktokfer_assets.expression.release import train_release  # torch: only the step that trains loads it
+
     release_id = config.release_id or latest_release_id(context.instance)
     train_config = config.train_config()
     external = media_dir() / "expressions"

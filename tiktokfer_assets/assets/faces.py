@@ -1,6 +1,7 @@
 """Asset 4, ``faces``: RetinaFace MobileNet-0.25 on every frame, batched on the GPU resource's device."""
 
 import base64
+from typing import TYPE_CHECKING
 
 import polars as pl
 from dagster import (
@@ -25,8 +26,9 @@ from tiktokfer_assets.vision.align import (
     roll_degrees,
 )
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image, encode_jpeg, upright_crop
-from tiktokfer_assets.vision.detector import Detection, FaceDetector
-from tiktokfer_assets.vision.upright import redetect_sideways
+
+if TYPE_CHECKING:  # the detector imports torch: only the step that runs it pays for it
+    from tiktokfer_assets.vision.detector import Detection
 
 RETINAFACE_WEIGHTS = "weights/retinaface_mobilenet0.25.pth"
 NOFACE_COLUMNS = ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label", "expression")
@@ -45,7 +47,7 @@ class FacesConfig(Config):
     contact_sheet_faces: int = 48
 
 
-def face_crops(image, detection: Detection, margin: float) -> tuple[object, object, float, float]:
+def face_crops(image, detection: "Detection", margin: float) -> tuple[object, object, float, float]:
     """The upright context crop, the 112x112 ArcFace-aligned crop, the face's roll in the frame and
     the roll of its landmarks mapped into the aligned crop (degrees)."""
     roll = roll_degrees(detection.landmarks)
@@ -54,7 +56,7 @@ def face_crops(image, detection: Detection, margin: float) -> tuple[object, obje
     return upright_crop(image, detection.box, roll, margin), aligned, roll, aligned_roll
 
 
-def face_row(frame: dict, rank: int, detection: Detection, keys: tuple[str, ...], rolls: tuple[float, float]) -> dict:
+def face_row(frame: dict, rank: int, detection: "Detection", keys: tuple[str, ...], rolls: tuple[float, float]) -> dict:
     x1, y1, x2, y2 = detection.box
     landmarks = {
         f"lm{i}_{axis}": value for i, point in enumerate(detection.landmarks) for axis, value in zip("xy", point)
@@ -79,9 +81,14 @@ def face_row(frame: dict, rank: int, detection: Detection, keys: tuple[str, ...]
     }
 
 
+def png_image_md(png: bytes, alt: str) -> str:
+    """A PNG as a markdown image with a data URI (shown inline in the UI's metadata)."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
 def png_markdown(png: bytes, alt: str) -> MetadataValue:
-    """A PNG shown inline in the UI's metadata (markdown image with a data URI)."""
-    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+    """A PNG shown inline in the UI's metadata."""
+    return MetadataValue.md(png_image_md(png, alt))
 
 
 @multi_asset(
@@ -105,6 +112,9 @@ def faces(
     object_store: ObjectStore,
     gpu: GpuResource,
 ):
+    from tiktokfer_assets.vision.detector import FaceDetector
+    from tiktokfer_assets.vision.upright import redetect_sideways
+
     challenge = context.partition_key
     weights = require_file(RETINAFACE_WEIGHTS)
     detector = gpu.model(

@@ -1,16 +1,15 @@
 """Asset 5: face embeddings, tracks within videos, track similarities and individuals across videos."""
 
-import base64
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
 
+from tiktokfer_assets.assets.faces import png_image_md
 from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
 from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
-from tiktokfer_assets.identity.embedders import build_embedder
-from tiktokfer_assets.identity.similarity import top_k_similarities, track_means
+from tiktokfer_assets.identity.embedding_io import embedding_matrix, embedding_series
 from tiktokfer_assets.identity.tracking import assign_tracks
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.paths import PROJECT_ROOT
@@ -57,6 +56,8 @@ def face_embeddings(
     object_store: ObjectStore,
     gpu: GpuResource,
 ) -> pl.DataFrame:
+    from tiktokfer_assets.identity.embedders import build_embedder  # torch: only the step that embeds imports it
+
     options = (
         {"weights_path": config.weights_path} if config.backend == "mobilefacenet"
         else {"model_name": config.model_name, "pretrained": config.pretrained}
@@ -82,7 +83,7 @@ def face_embeddings(
     return pl.DataFrame({
         "face_id": ordered["face_id"],
         "backend": [embedder.name] * len(matrix),
-        "embedding": pl.Series(matrix.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
+        "embedding": embedding_series(matrix),
     })
 
 
@@ -116,7 +117,7 @@ def gallery_markdown(final: pl.DataFrame, object_store: ObjectStore, per_individ
         creator = " (baseline creator)" if faces["is_baseline_creator"].any() else ""
         sections.append(
             f"**{individual}**{creator}: {faces.height} faces; tracks {', '.join(sorted(faces['track_id'].unique()))}"
-            f"  \n![{individual}](data:image/png;base64,{base64.b64encode(sheet).decode()})  \n{labels}"
+            f"  \n{png_image_md(sheet, individual)}  \n{labels}"
         )
     return "\n\n".join(sections)
 
@@ -160,6 +161,8 @@ def individuals(
     gpu: GpuResource,
     object_store: ObjectStore,
 ):
+    from tiktokfer_assets.identity.similarity import top_k_similarities, track_means  # torch: lazily
+
     challenge = context.partition_key
     face_columns = [c for c in faces.columns if c != "challenge"]
     tracked = assign_tracks(faces.select(face_columns))
@@ -174,9 +177,7 @@ def individuals(
     if missing:
         raise RuntimeError(f"{challenge}: {missing} faces have no embedding; re-materialise face_embeddings")
     backend = embedded["backend"][0] if embedded.height else "mobilefacenet"
-    track_ids, vectors = track_means(
-        np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list()
-    )
+    track_ids, vectors = track_means(embedding_matrix(embedded["embedding"]), embedded["track_id"].to_list())
     if vectors.size:
         i, j, sim = top_k_similarities(
             vectors, k=config.neighbours, floor=config.similarity_floor, device=gpu.torch_device

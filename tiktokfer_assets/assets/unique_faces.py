@@ -1,6 +1,7 @@
 """Asset 6, ``unique_faces``: each individual's face crops per expression without perceptual duplicates (PHash)."""
 
 import json
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import polars as pl
@@ -17,6 +18,25 @@ KEPT_COLUMNS = [
     "face_id", "individual_id", "video_id", "track_id", "timestamp_s", "prompt_label", "expression", "score",
     "object_key", "aligned_key", "is_baseline_creator",
 ]
+
+
+class StoredCrops(Mapping[str, bytes]):
+    """Face id -> the crop's encoded bytes, read from the object store on each look-up (never all at once)."""
+
+    def __init__(self, object_store: ObjectStore, keys: dict[str, str]):
+        self._store, self._keys = object_store, keys
+
+    def __getitem__(self, face_id: str) -> bytes:
+        return self._store.get_bytes(self._keys[face_id])
+
+    def __contains__(self, face_id: object) -> bool:
+        return face_id in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 class UniqueFacesConfig(Config):
@@ -37,10 +57,7 @@ def unique_faces(
     individuals: pl.DataFrame,
     object_store: ObjectStore,
 ):
-    crops = {
-        row["face_id"]: object_store.get_bytes(row["object_key"])
-        for row in individuals.select("face_id", "object_key").iter_rows(named=True)
-    }
+    crops = StoredCrops(object_store, dict(individuals.select("face_id", "object_key").iter_rows()))
     pose = pl.Series("frontality", [frontality(np.reshape(row, (5, 2)))
                                     for row in individuals.select(LANDMARK_COLUMNS).iter_rows()], dtype=pl.Float64)
     kept = select_unique(

@@ -13,17 +13,22 @@ up to ``max_seconds``), faces from :class:`FaceDetector`, embeddings from a
 :class:`FaceEmbedder` (L2-normalised, so a dot product is the cosine).
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tiktokfer_assets.identity.embedders import FaceEmbedder
 from tiktokfer_assets.media.frames import iter_frames
 from tiktokfer_assets.vision.crops import decode_image
-from tiktokfer_assets.vision.detector import FaceDetector
+
+if TYPE_CHECKING:  # both import torch
+    from tiktokfer_assets.identity.embedders import FaceEmbedder
+    from tiktokfer_assets.vision.detector import FaceDetector
 
 DEFAULT_SHARE = 1 / 3  # the tutorial's rule: present in at least a third of the frames
 # MobileFaceNet (aligned, with mirror): same-person photos measured 0.54-0.9, different

@@ -57,7 +57,6 @@ from tiktokfer_assets.automation.monitor import (
 )
 from tiktokfer_assets.challenges import SourceSpec
 from tiktokfer_assets.fetch import require_file
-from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
 from tiktokfer_assets.media.frames import FrameExtractionError
 from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.resources.gpu import GpuResource
@@ -65,7 +64,6 @@ from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.resources.video_source import VideoSourceResource
 from tiktokfer_assets.sources.base import FetchError, VideoRef
 from tiktokfer_assets.tables import conform
-from tiktokfer_assets.vision.detector import FaceDetector
 
 MONITOR_CONFIG_ENV = "TIKTOKFER_MONITOR_CONFIG"
 RETINAFACE_WEIGHTS = "weights/retinaface_mobilenet0.25.pth"
@@ -141,6 +139,9 @@ def monitor_trending_videos(
     table_store: TableStore,
     gpu: GpuResource,
 ) -> None:
+    from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder  # torch: only this op imports it
+    from tiktokfer_assets.vision.detector import FaceDetector
+
     feed = config.feed
     source = video_sources.for_source(TypeAdapter(SourceSpec).validate_python(config.source))
     detector = gpu.model(

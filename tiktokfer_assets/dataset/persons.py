@@ -24,7 +24,6 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from tiktokfer_assets.identity.clustering import cluster_tracks
-from tiktokfer_assets.identity.similarity import top_k_similarities
 
 NEIGHBOURS = 20
 """Most similar individuals kept per individual when linking (the top-k graph)."""
@@ -87,6 +86,8 @@ def new_person_id(members: list[str], taken: set[str]) -> str:
 
 def link_persons(keys: list[str], means: np.ndarray, threshold: float, earlier: dict[str, str]) -> dict[str, str]:
     """Unit key -> person id. ``earlier``: unit key -> person id of an earlier release (binding)."""
+    from tiktokfer_assets.identity.similarity import top_k_similarities  # torch: only the export step loads it
+
     n = len(keys)
     if n == 0:
         return {}

@@ -29,11 +29,10 @@ from tiktokfer_assets.expression.data import (
 )
 from tiktokfer_assets.expression.metrics import classification_metrics
 from tiktokfer_assets.expression.plots import confusion_png, learning_curves_png
-from tiktokfer_assets.expression.train import EpochLog, TrainConfig, predict_proba, train_classifier
+from tiktokfer_assets.expression.settings import MIN_TEST_FACES, TrainConfig
+from tiktokfer_assets.expression.train import EpochLog, predict_proba, train_classifier
 
 MANIFEST = "manifest.parquet"
-MIN_TEST_FACES = 10
-"""A test class with fewer faces than this gets a warning: its recall and F1 are too noisy to trust."""
 
 
 @dataclass

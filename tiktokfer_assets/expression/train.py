@@ -16,45 +16,23 @@ bfloat16 (no loss scaling needed); evaluation and prediction always run in float
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tiktokfer_assets.expression.backbones import DEFAULT_BACKBONE, ExpressionNet
+from tiktokfer_assets.expression.backbones import ExpressionNet
 from tiktokfer_assets.expression.metrics import classification_metrics
 from tiktokfer_assets.expression.preprocess import eval_transform, train_transform
+from tiktokfer_assets.expression.settings import TrainConfig
 
 PREDICT_BATCH = 128
 MEMORY_FORMAT = torch.channels_last
 """NHWC: about 2x faster than NCHW for these depthwise convolutions on CPU (forward and backward, measured)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    backbone: str = DEFAULT_BACKBONE
-    epochs: int = 30
-    patience: int = 6
-    batch_size: int = 32
-    head_lr: float = 3e-3
-    backbone_lr: float = 3e-4
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    dropout: float = 0.2
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def digest(self) -> str:
-        """12 hex digits identifying the configuration (the artifact's folder name)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

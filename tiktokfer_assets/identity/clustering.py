@@ -39,7 +39,6 @@ from collections import defaultdict
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Literal
 
-import hdbscan
 import numpy as np
 import polars as pl
 from scipy.sparse import coo_matrix
@@ -217,6 +216,8 @@ def _average_linkage(
 
 def _hdbscan_labels(unit: np.ndarray, min_cluster_size: int) -> np.ndarray:
     """HDBSCAN clusters of unit vectors; each noise point its own cluster."""
+    import hdbscan  # with scikit-learn ~10 s to import: only this method pays for it
+
     labels = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, metric="euclidean").fit_predict(
         unit.astype(np.float64)
     )

@@ -26,6 +26,17 @@ pose sampled over a few seconds looks like. The price is that a long chain can j
 two faces further apart than the threshold; keep the threshold small (default 10
 of 64 bits, imagededup's default).
 
+Hashing is imagededup's; the search is not (its search creates a ``multiprocessing.Pool``
+per call even with ``num_dist_workers=0``: 14 s per individual inside a multiprocess
+step). :func:`select_unique` hashes every face once, streaming from ``images``, and
+finds the close pairs of all groups in one call of
+:func:`~tiktokfer_assets.identity.hamming.near_pairs` (all-pairs within small groups,
+multi-index hashing within large ones). ``bench/bench_dedup.py`` (families of 8
+near-duplicate 48x48 JPEGs in one individual, 2 loaded cores): search 0.19 / 0.48 /
+2.2 s for 2k / 8k / 32k faces (x2.6, x4.6 per 4x; imagededup's 3.8 s on 2k, 20x slower),
+the whole call 5.5 / 17.7 / 86 s (x3.2, x4.9; hashing dominates), the same groups as
+all pairs, no worker pool.
+
 Image inputs: a decoded ``(H, W, 3)`` ``uint8`` numpy array in **BGR** order (the
 detector's crops), or a path to an image file, or the encoded bytes of one (e.g. an
 object read from the object store). Everything is converted to RGB before hashing.
@@ -34,23 +45,19 @@ object read from the object store). Everything is converted to RGB before hashin
 from __future__ import annotations
 
 import io
-import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from imagededup.methods import PHash
 from PIL import Image
 from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-# imagededup gives its module loggers their own stderr handler at DEBUG level and logs
-# four INFO lines per search; with one search per individual that floods run logs.
-for _name in ("imagededup.methods.hashing", "imagededup.handlers.search.retrieval"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+from tiktokfer_assets.identity.hamming import components, hex_to_uint64, near_pairs
+
+if TYPE_CHECKING:
+    from imagededup.methods import PHash
 
 ImageSource = np.ndarray | str | PathLike | bytes
 """A BGR ``uint8`` array, an image file path, or an encoded image file's bytes."""
@@ -73,34 +80,16 @@ def sharpness(rgb: np.ndarray) -> float:
     return float(ndimage.laplace(grey).var())
 
 
+def new_hasher() -> PHash:
+    """imagededup's PHash (imported here: imagededup imports torch, ~10 s, for its CNN methods)."""
+    from imagededup.methods import PHash
+
+    return PHash(verbose=False)
+
+
 def phash(rgb: np.ndarray, hasher: PHash | None = None) -> str:
     """imagededup's 64-bit perceptual hash of an RGB image, as 16 hex digits."""
-    return (hasher or PHash(verbose=False)).encode_image(image_array=rgb)
-
-
-def _groups_from_hashes(hashes: Mapping[str, str], max_distance_threshold: int) -> list[list[str]]:
-    """Connected components of "Hamming distance <= threshold" over ``hashes``."""
-    keys = list(hashes)
-    if len(keys) < 2:
-        return [[k] for k in keys]
-    with warnings.catch_warnings():
-        # imagededup warns that num_enc_workers is unused when hashes are given; it is.
-        warnings.filterwarnings("ignore", message="Parameter num_enc_workers", category=RuntimeWarning)
-        neighbours = PHash(verbose=False).find_duplicates(
-            encoding_map=dict(hashes),
-            max_distance_threshold=max_distance_threshold,
-            search_method="brute_force_cython",
-            num_dist_workers=0,  # one process: groups are per individual, small
-        )
-    index = {k: i for i, k in enumerate(keys)}
-    rows = [index[k] for k, dups in neighbours.items() for _ in dups]
-    cols = [index[d] for dups in neighbours.values() for d in dups]
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(keys), len(keys)))
-    count, labels = connected_components(graph, directed=False)
-    groups: list[list[str]] = [[] for _ in range(count)]
-    for key, label in zip(keys, labels):
-        groups[label].append(key)
-    return groups
+    return (hasher or new_hasher()).encode_image(image_array=rgb)
 
 
 def find_duplicate_groups(images: Mapping[str, ImageSource], max_distance_threshold: int = 10) -> list[list[str]]:
@@ -112,9 +101,14 @@ def find_duplicate_groups(images: Mapping[str, ImageSource], max_distance_thresh
     without duplicates is a group of one. Groups keep the mapping's key order and
     come in the order of their first key.
     """
-    hasher = PHash(verbose=False)
-    hashes = {key: phash(load_rgb(image), hasher) for key, image in images.items()}
-    return _groups_from_hashes(hashes, max_distance_threshold)
+    hasher = new_hasher()
+    keys = list(images)
+    hashes = hex_to_uint64([phash(load_rgb(images[key]), hasher) for key in keys])
+    labels = components(len(keys), near_pairs(hashes, max_distance_threshold))
+    groups: list[list[str]] = [[] for _ in range(int(labels.max()) + 1 if keys else 0)]
+    for key, label in zip(keys, labels):
+        groups[label].append(key)
+    return groups
 
 
 def select_unique(
@@ -161,30 +155,29 @@ def select_unique(
     if absent:
         raise KeyError(f"no image for {len(absent)} face(s), e.g. {absent[:3]}")
 
-    hasher = PHash(verbose=False)
-    hashes: dict[str, str] = {}
-    sharpness_of: dict[str, float] = {}
-    for face_id in face_ids:
+    hasher = new_hasher()
+    hashes, sharpness_of = [], []
+    for face_id in face_ids:  # one image in memory at a time: ``images`` may read lazily
         rgb = load_rgb(images[face_id])
-        hashes[face_id] = phash(rgb, hasher)
-        sharpness_of[face_id] = sharpness(rgb)
-
-    score_of = dict(zip(face_ids, faces["score"].cast(pl.Float64).round(2)))
-    frontal = faces["frontality"].cast(pl.Float64).round(2) if "frontality" in faces.columns else [0.0] * faces.height
-    frontality_of = dict(zip(face_ids, frontal))
-    members: dict[tuple, list[str]] = {}
-    for face_id, key in zip(face_ids, faces.select(group_by).iter_rows()):
-        members.setdefault(key, []).append(face_id)
-
-    removed_by: dict[str, list[str]] = {}
-    for ids in members.values():
-        for group in _groups_from_hashes({f: hashes[f] for f in ids}, max_distance_threshold):
-            best = min(group, key=lambda f: (-score_of[f], -frontality_of[f], -sharpness_of[f], f))
-            removed_by[best] = sorted(f for f in group if f != best)
-
+        hashes.append(phash(rgb, hasher))
+        sharpness_of.append(sharpness(rgb))
+    group_of: dict[tuple, int] = {}
+    groups = np.array([group_of.setdefault(key, len(group_of)) for key in faces.select(group_by).iter_rows()],
+                      dtype=np.int64)
+    pairs = near_pairs(hex_to_uint64(hashes), max_distance_threshold, groups)
+    ranked = pl.DataFrame({
+        "face_id": face_ids,
+        "component": components(len(face_ids), pairs),
+        "score": faces["score"].cast(pl.Float64).round(2),
+        "frontality": faces["frontality"].cast(pl.Float64).round(2) if "frontality" in faces.columns else 0.0,
+        "sharpness": sharpness_of,
+    }).sort(["component", "score", "frontality", "sharpness", "face_id"], descending=[False, True, True, True, False])
+    best = ranked.group_by("component", maintain_order=True).agg(
+        pl.col("face_id").first().alias("best"), pl.col("face_id").slice(1).sort().alias("duplicates"))
+    removed_by = dict(zip(best["best"], best["duplicates"].to_list()))
     return (
         faces.with_columns(
-            pl.Series("sharpness", [sharpness_of[f] for f in face_ids], dtype=pl.Float64),
+            pl.Series("sharpness", sharpness_of, dtype=pl.Float64),
             pl.Series("duplicates", [removed_by.get(f, []) for f in face_ids], dtype=pl.List(pl.String)),
         )
         .filter(pl.Series([f in removed_by for f in face_ids], dtype=pl.Boolean))

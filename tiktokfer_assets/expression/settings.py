@@ -1,0 +1,35 @@
+"""Training settings and defaults, without torch: the Dagster asset's config reads them at import."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+DEFAULT_BACKBONE = "mobilefacenet"
+"""It transfers better per epoch (val macro-F1 0.548 against 0.451 after two epochs, module
+docstring); ``retinaface`` is the cheap choice when CPU time matters (tests, CPU demo)."""
+
+MIN_TEST_FACES = 10
+"""A test class with fewer faces than this gets a warning: its recall and F1 are too noisy to trust."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    backbone: str = DEFAULT_BACKBONE
+    epochs: int = 30
+    patience: int = 6
+    batch_size: int = 32
+    head_lr: float = 3e-3
+    backbone_lr: float = 3e-4
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    dropout: float = 0.2
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """12 hex digits identifying the configuration (the artifact's folder name)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
