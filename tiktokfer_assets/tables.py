@@ -73,6 +73,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "label_start_s": pl.Float64,  # span whose frames get the label (reaction window if any)
         "label_end_s": pl.Float64,
         "reason": pl.String,  # why not found
+        "rate": pl.Float64,  # playback rate of the sound in the video (1.25: 25 % faster), null where nothing was found
     },
     "frames": {
         "frame_id": pl.String,  # "<video_id>/<timestamp in ms, 6 digits>"
