@@ -40,7 +40,7 @@ class Line:
 
 
 def _supporters(votes: Votes, slope: np.ndarray, offset: np.ndarray, tolerance_s: float) -> np.ndarray:
-    """(lines, votes) scores of the votes within ``tolerance_s`` of each line, other votes of the same prompt dropped."""
+    """(lines, votes) scores of the votes within ``tolerance_s`` of each line, one (the best) per prompt."""
     residual = np.abs(votes.video_s[None, :] - (offset[:, None] + slope[:, None] * votes.base_s[None, :]))
     scores = np.where(residual <= tolerance_s, votes.score[None, :], 0.0)
     best = np.zeros_like(scores)
@@ -50,6 +50,12 @@ def _supporters(votes: Votes, slope: np.ndarray, offset: np.ndarray, tolerance_s
         rows = np.arange(len(scores))
         best[rows, pick] = scores[rows, pick]
     return best
+
+
+def _fit(votes: Votes, members: np.ndarray) -> tuple[float, float]:
+    """Slope and offset of the least-squares line through ``members``, weighted by their scores."""
+    slope, offset = np.polyfit(votes.base_s[members], votes.video_s[members], 1, w=np.sqrt(votes.score[members]))
+    return float(slope), float(offset)
 
 
 def best_line(
@@ -78,13 +84,12 @@ def best_line(
     if len(members) < min_prompts:
         return None
     for _ in range(2):  # refit on the supporters, then collect the supporters of the refined line
-        w = votes.score[members]
-        slope_fit, offset_fit = np.polyfit(votes.base_s[members], votes.video_s[members], 1, w=np.sqrt(w))
+        slope_fit, offset_fit = _fit(votes, members)
         refined = _supporters(votes, np.array([slope_fit]), np.array([offset_fit]), tolerance_s)[0]
         if np.count_nonzero(refined) < min_prompts:
             break
         members = np.flatnonzero(refined > 0)
-    slope_fit, offset_fit = np.polyfit(votes.base_s[members], votes.video_s[members], 1, w=np.sqrt(votes.score[members]))
+    slope_fit, offset_fit = _fit(votes, members)
     return Line(
         offset_s=float(offset_fit),
         rate=float(1.0 / slope_fit),

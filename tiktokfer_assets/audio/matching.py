@@ -147,8 +147,8 @@ class Prompt:
 class PromptMatch:
     """Where a prompt was found in a video (seconds in the video's audio), or why it was not.
 
-    ``score`` is the whitened-waveform NCC of the match, the log-mel NCC for a sound at another rate (of the best candidate seen
-    when not found; 0.0 when nothing could be compared). ``reason`` is None when
+    ``score`` is the whitened-waveform NCC of the match, the log-mel NCC for a sound at
+    another rate (of the best candidate seen when not found; 0.0 when nothing could be compared). ``reason`` is None when
     found, otherwise one of "no audio", "silent", "below threshold", "out of order",
     "outside video". The found spans of one video follow the baseline's order and
     never overlap.
@@ -196,7 +196,9 @@ def reaction_span(
 # --------------------------------------------------------------------------- features
 
 
-def _mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, f_lo: float, f_hi: float, scale: float = 1.0) -> np.ndarray:
+def _mel_filterbank(
+    n_fft: int, sample_rate: int, n_mels: int, f_lo: float, f_hi: float, scale: float = 1.0
+) -> np.ndarray:
     """Triangular mel filters (HTK mel scale) as an (n_mels, n_fft // 2 + 1) matrix, all frequencies times ``scale``."""
     mel = np.linspace(2595.0 * np.log10(1 + f_lo / 700), 2595.0 * np.log10(1 + f_hi / 700), n_mels + 2)
     edges = scale * 700.0 * (10.0 ** (mel / 2595.0) - 1)
@@ -441,6 +443,11 @@ class _Snippet:
     @property
     def length(self) -> int:
         return self.end - self.start
+
+    @property
+    def centre_s(self) -> float:
+        """Baseline time (s) of the centre of the coarse frames inside the span."""
+        return ((self.frame0 + (self.feature.shape[1] - 1) / 2) * _HOP + _N_FFT / 2) / WORK_RATE
 
 
 class PromptLocator:
@@ -711,7 +718,7 @@ def _votes(locator: PromptLocator, view: np.ndarray, scale: float, offset: float
         for lag in _peaks(curve, max(1, length // 2), _COARSE_CANDIDATES):
             centre = _subframe(curve, lag) + (length - 1) / 2
             prompt.append(i)
-            base_s.append((s.frame0 + (length - 1) / 2) * _HOP / WORK_RATE + _N_FFT / 2 / WORK_RATE)
+            base_s.append(s.centre_s)
             video_s.append(centre * scale + offset)
             score.append(max(float(curve[lag]), 0.0))
     return Votes(np.array(prompt, dtype=int), np.array(base_s), np.array(video_s), np.array(score))
@@ -758,7 +765,7 @@ def _retimed(locator: PromptLocator, work: np.ndarray, matches: list[PromptMatch
     line, kind = best
     view, scale, offset = _VIEWS[kind](power, feature, line.rate)
     search = locator._coarse_search(view)
-    duration_s = len(work) / WORK_RATE
+    duration_s, rate = len(work) / WORK_RATE, round(line.rate, 6)
     placed: list[PromptMatch] = []
     for i, s in enumerate(locator.snippets):
         p, length = s.prompt, s.feature.shape[1]
@@ -766,16 +773,16 @@ def _retimed(locator: PromptLocator, work: np.ndarray, matches: list[PromptMatch
         if start < 0 or end > duration_s:
             placed.append(PromptMatch(p.label, i, False, None, None, 0.0, REASON_OUTSIDE_VIDEO))
             continue
-        centre = (line.video_s((s.frame0 + (length - 1) / 2) * _HOP / WORK_RATE + _N_FFT / 2 / WORK_RATE) - offset) / scale
+        centre = (line.video_s(s.centre_s) - offset) / scale
         lag = round(centre - (length - 1) / 2)
         curve = search.curve(i, length, locator._feature_energy[i])
         near = curve[max(0, lag - _PLACE_FRAMES) : lag + _PLACE_FRAMES + 1]
         score = round(float(near.max(initial=0.0)), 6)
         own = matches[i]
         if own.found and abs(own.start_s - start) <= _KEEP_TOLERANCE_S:
-            placed.append(replace(own, rate=round(line.rate, 6)))
+            placed.append(replace(own, rate=rate))
         elif score >= MIN_LINE_SCORE:
-            placed.append(PromptMatch(p.label, i, True, round(start, 6), round(end, 6), score, None, round(line.rate, 6)))
+            placed.append(PromptMatch(p.label, i, True, round(start, 6), round(end, 6), score, None, rate))
         else:
             placed.append(PromptMatch(p.label, i, False, None, None, score, REASON_BELOW_THRESHOLD))
     found = sum(m.found for m in placed)
