@@ -97,6 +97,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "score": pl.Float64,
         **{f"lm{i}_{axis}": pl.Float64 for i in range(5) for axis in "xy"},
         "rotation": pl.Int32,  # degrees anticlockwise the frame was turned to find the face
+        "truncated": pl.Boolean,  # the face is cut by the frame's edge (kept from a lower score)
         "frame_width": pl.Int32,
         "frame_height": pl.Int32,
         "object_key": pl.String,  # the square crop (upright)

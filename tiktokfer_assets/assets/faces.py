@@ -47,6 +47,7 @@ def face_row(frame: dict, rank: int, detection: Detection, key: str) -> dict:
         "score": detection.score,
         **landmarks,
         "rotation": detection.rotation,
+        "truncated": detection.truncated,
         "frame_width": frame["width"],
         "frame_height": frame["height"],
         "object_key": key,
