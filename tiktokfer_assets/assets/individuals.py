@@ -8,8 +8,8 @@ from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Outp
 
 from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
 from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
-from tiktokfer_assets.identity.embedders import build_embedder
-from tiktokfer_assets.identity.similarity import top_k_similarities, track_means
+from tiktokfer_assets.identity.embedders import SAME_PERSON_SIMILARITY, build_embedder
+from tiktokfer_assets.identity.similarity import face_quality, top_k_similarities, track_means
 from tiktokfer_assets.identity.tracking import assign_tracks
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.paths import PROJECT_ROOT
@@ -19,10 +19,6 @@ from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.crops import decode_image
 
-# Cosine similarity of two tracks' mean embeddings above which they are one person.
-# mobilefacenet: same-person photos measured 0.54-0.9, different people at most 0.19
-# (tests/test_embedders.py); track means are steadier than single photos.
-THRESHOLDS = {"mobilefacenet": 0.4, "open_clip": 0.85}
 LANDMARK_COLUMNS = [f"lm{i}_{axis}" for i in range(5) for axis in "xy"]
 
 
@@ -89,7 +85,7 @@ class IndividualsConfig(Config):
     pairwise F1 0.995 against 0.989 for components, and degrades less off the best threshold
     (bench/bench_clustering.py); HDBSCAN needs many tracks per person and split/merged the demo's people."""
     threshold: float | None = None
-    """Track similarity that joins two tracks; default per embedding backend (THRESHOLDS)."""
+    """Track similarity that joins two tracks; default per embedding backend (embedders.SAME_PERSON_SIMILARITY)."""
     similarity_floor: float = 0.2
     """Pairs below this are not stored in ``similarities``."""
     neighbours: int = 20
@@ -140,7 +136,12 @@ def individuals(
     if missing:
         raise RuntimeError(f"{challenge}: {missing} faces have no embedding; re-materialise face_embeddings")
     backend = embedded["backend"][0] if embedded.height else "mobilefacenet"
-    track_ids, vectors = track_means(np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list())
+    quality = face_quality(
+        embedded.select("x1", "y1", "x2", "y2").to_numpy(), embedded.select(LANDMARK_COLUMNS).to_numpy().reshape(-1, 5, 2)
+    )
+    track_ids, vectors = track_means(
+        np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list(), quality
+    )
     if vectors.size:
         i, j, sim = top_k_similarities(vectors, k=config.neighbours, floor=config.similarity_floor, device=gpu.torch_device)
     else:
@@ -151,7 +152,7 @@ def individuals(
     yield Output(pairs_table, "similarities", metadata={"pairs": pairs_table.height, "tracks": len(track_ids)})
 
     rules = constraints(corrections, track_ids)
-    threshold = config.threshold if config.threshold is not None else THRESHOLDS[backend]
+    threshold = config.threshold if config.threshold is not None else SAME_PERSON_SIMILARITY[backend]
     clusters = cluster_tracks(
         track_ids, vectors, (i, j, sim), method=config.method, threshold=threshold,
         cannot_link=cannot_link_from_frames(corrected) | rules.cannot_link, must_link=rules.must_link,

@@ -254,6 +254,12 @@ class OpenClipEmbedder:
 
 
 BACKENDS = {"mobilefacenet": MobileFaceNetEmbedder, "open_clip": OpenClipEmbedder}
+SAME_PERSON_SIMILARITY = {"mobilefacenet": 0.45, "open_clip": 0.85}
+"""Cosine similarity from which two faces (or two tracks' mean embeddings) are taken for one person, per backend.
+
+mobilefacenet: measured by bench/bench_identity.py (TO BE FILLED).
+open_clip: not measured here (no open_clip weights in the data folder); a generic image
+model puts any two faces close, so its threshold sits high."""
 
 
 def build_embedder(backend: str, **options) -> FaceEmbedder:
