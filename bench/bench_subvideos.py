@@ -131,7 +131,8 @@ def main() -> None:
             print(f"  locate_prompts (baseline too)    {full_s * 1000:8.1f} ms   locate / decode = {full_s / decode_s:.2f}")
             _accuracy(matches, truth)
             sped_ratio = sped_s / decode_s
-            print(f"  locate, sound at {SPED_UP}x           {sped_s * 1000:8.1f} ms   locate / decode = {sped_ratio:.2f}")
+            print(f"  locate, sound at {SPED_UP}x           {sped_s * 1000:8.1f} ms   "
+                  f"locate / decode = {sped_ratio:.2f}")
             _accuracy(sped_matches, [t / SPED_UP for t in truth])
 
 

@@ -136,9 +136,8 @@ def individuals(
     if missing:
         raise RuntimeError(f"{challenge}: {missing} faces have no embedding; re-materialise face_embeddings")
     backend = embedded["backend"][0] if embedded.height else "mobilefacenet"
-    quality = face_quality(
-        embedded.select("x1", "y1", "x2", "y2").to_numpy(), embedded.select(LANDMARK_COLUMNS).to_numpy().reshape(-1, 5, 2)
-    )
+    boxes = embedded.select("x1", "y1", "x2", "y2").to_numpy()
+    quality = face_quality(boxes, embedded.select(LANDMARK_COLUMNS).to_numpy().reshape(-1, 5, 2))
     track_ids, vectors = track_means(
         np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list(), quality
     )

@@ -148,10 +148,10 @@ class PromptMatch:
     """Where a prompt was found in a video (seconds in the video's audio), or why it was not.
 
     ``score`` is the whitened-waveform NCC of the match, the log-mel NCC for a sound at
-    another rate (of the best candidate seen when not found; 0.0 when nothing could be compared). ``reason`` is None when
-    found, otherwise one of "no audio", "silent", "below threshold", "out of order",
-    "outside video". The found spans of one video follow the baseline's order and
-    never overlap.
+    another rate (of the best candidate seen when not found; 0.0 when nothing could be
+    compared). ``reason`` is None when found, otherwise one of "no audio", "silent",
+    "below threshold", "out of order", "outside video". The found spans of one video
+    follow the baseline's order and never overlap.
     """
 
     label: str

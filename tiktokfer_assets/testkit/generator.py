@@ -175,7 +175,8 @@ def retime(signal: np.ndarray, sample_rate: int, *, speed: float = 1.0, tempo: f
         with tempfile.TemporaryDirectory(prefix="tiktokfer-tempo-") as tmp:
             src, dst = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
             wavfile.write(src, sample_rate, out)
-            ffmpeg.input(str(src)).filter("rubberband", tempo=tempo).output(str(dst), acodec="pcm_f32le").run(quiet=True)
+            stretched = ffmpeg.input(str(src)).filter("rubberband", tempo=tempo)
+            stretched.output(str(dst), acodec="pcm_f32le").run(quiet=True)
             out = wavfile.read(dst)[1].astype(np.float32)
     return out
 

@@ -101,7 +101,8 @@ class _Found:
 
     @classmethod
     def empty(cls) -> _Found:
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32), np.zeros(0, bool))
+        points = np.zeros((0, 5, 2), np.float32)
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), points, np.zeros(0, bool))
 
     @property
     def best_score(self) -> float:
@@ -120,7 +121,8 @@ class FaceDetector:
     ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; the same code runs
     on both. ``batch_size`` images per forward pass (on CPU 2-4 was fastest here: larger
     batches overflow the caches; GPUs want large ones); ``score_threshold`` on the face
-    probability, ``edge_score_threshold`` for a face cut by the image's edge; ``nms_threshold`` IoU for non-maximum suppression; ``max_size`` the
+    probability, ``edge_score_threshold`` for a face cut by the image's edge;
+    ``nms_threshold`` IoU for non-maximum suppression; ``max_size`` the
     longer side, in pixels, images are resized to (up or down) before detection.
     """
 
@@ -238,11 +240,10 @@ def _covers(boxes: np.ndarray, whole: np.ndarray) -> np.ndarray:
 
 
 def _cut_by_edge(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Whether each ``(x1, y1, x2, y2)`` box reaches within ``EDGE_MARGIN`` of its size of a ``height x width`` image's border."""
+    """Whether each ``(x1, y1, x2, y2)`` box reaches within ``EDGE_MARGIN`` of its size of the image's border."""
     margin = EDGE_MARGIN * np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    return (
-        (boxes[:, 0] <= margin) | (boxes[:, 1] <= margin) | (boxes[:, 2] >= width - margin) | (boxes[:, 3] >= height - margin)
-    )
+    near_start = (boxes[:, 0] <= margin) | (boxes[:, 1] <= margin)
+    return near_start | (boxes[:, 2] >= width - margin) | (boxes[:, 3] >= height - margin)
 
 
 def _to_detections(image: np.ndarray, size: tuple[int, int], found: _Found, rotation: int) -> list[Detection]:
