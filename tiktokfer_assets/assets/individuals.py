@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Outp
 from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
 from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
 from tiktokfer_assets.identity.embedders import SAME_PERSON_SIMILARITY, build_embedder
-from tiktokfer_assets.identity.similarity import face_quality, top_k_similarities, track_means
+from tiktokfer_assets.identity.similarity import top_k_similarities, track_means
 from tiktokfer_assets.identity.tracking import assign_tracks
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.paths import PROJECT_ROOT
@@ -136,10 +136,8 @@ def individuals(
     if missing:
         raise RuntimeError(f"{challenge}: {missing} faces have no embedding; re-materialise face_embeddings")
     backend = embedded["backend"][0] if embedded.height else "mobilefacenet"
-    boxes = embedded.select("x1", "y1", "x2", "y2").to_numpy()
-    quality = face_quality(boxes, embedded.select(LANDMARK_COLUMNS).to_numpy().reshape(-1, 5, 2))
     track_ids, vectors = track_means(
-        np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list(), quality
+        np.asarray(embedded["embedding"].to_list(), dtype=np.float32), embedded["track_id"].to_list()
     )
     if vectors.size:
         i, j, sim = top_k_similarities(vectors, k=config.neighbours, floor=config.similarity_floor, device=gpu.torch_device)
