@@ -28,6 +28,7 @@ from tiktokfer_assets.audio.matching import (
     locate_prompts,
     reaction_span,
 )
+from tiktokfer_assets.testkit.generator import retime
 
 SR = 16000
 NOTES_HZ = np.array([110.0, 123.5, 130.8, 146.8, 164.8, 174.6, 196.0])  # one key for every piece of music
@@ -206,9 +207,29 @@ def test_all_prompts_found_under_performer_music(base: Baseline, music_db: float
     errors = assert_located(matches, truth)
     assert np.median(errors) <= 0.1
     assert [m.reason for m in matches if not m.found] == ["outside video", "outside video"]
+    assert [m.rate for m in matches] == [1.0] * 11 + [None] * 2
     for m, p in zip(matches, base.prompts):
         if m.found:
             assert m.end_s - m.start_s == pytest.approx(p.end_s - p.start_s, abs=1e-3)
+
+
+RATES = [(1.0, 0.97), (1.0, 0.99), (1.0, 1.01), (1.0, 1.03), (0.9, 1.0), (1.1, 1.0), (1.25, 1.0)]  # (speed, tempo)
+
+
+@pytest.mark.parametrize(("speed", "tempo"), RATES)
+def test_sound_at_another_rate(base: Baseline, speed: float, tempo: float) -> None:
+    # The performer's app re-timed the sound: resampled (pitch and tempo together, "sped up" or
+    # slowed down) or time-stretched (tempo only, pitch kept), under their music at 0 dB. The
+    # prompts then lie on a line, video time = shift + baseline time / rate, not at one shift.
+    rate, shift, seconds = speed * tempo, 0.77, 24.0
+    sound = retime(base.signal, SR, speed=speed, tempo=tempo)
+    video = perform(base, shift=shift, seconds=seconds, music_db=0.0, sound=sound)
+    truth = [shift + p.start_s / rate if shift + p.end_s / rate <= seconds else None for p in base.prompts]
+    assert truth.count(None) <= 4
+    matches = locate_prompts(base.signal, base.prompts, video, SR)
+    assert_located(matches, truth, max_error_ms=20.0)
+    rates = {m.rate for m in matches if m.found}
+    assert len(rates) == 1 and rates.pop() == pytest.approx(rate, rel=0.005)
 
 
 def test_video_starting_after_the_sound(base: Baseline) -> None:

@@ -131,6 +131,30 @@ def test_no_face_in_face_free_images(detector):
     assert detector.detect([noise, landscape.clip(0, 255).astype(np.uint8)]) == [[], []]
 
 
+def test_faces_cut_by_the_frame_edge_are_found_and_flagged(detector, photos, batched):
+    # Each person photo cut through its face's centre, from each side: half the face is outside
+    # the frame, as in a close-up selfie. The whole faces are in the frame (not truncated).
+    cut, expected = [], []
+    for name in (str(p.relative_to(media_dir())) for p in PERSON_PHOTOS):
+        (face,) = batched[name]
+        x1, y1, x2, y2 = face.box
+        cx, cy = round((x1 + x2) / 2), round((y1 + y2) / 2)
+        image = photos[name]
+        for part, visible in (
+            (image[:, cx:], (0, y1, x2 - cx, y2)),
+            (image[:, :cx], (x1, y1, cx, y2)),
+            (image[cy:], (x1, 0, x2, y2 - cy)),
+            (image[:cy], (x1, y1, x2, cy)),
+        ):
+            cut.append(np.ascontiguousarray(part))
+            expected.append(visible)
+    found = detector.detect(cut)
+    hits = [any(iou(f.box, box) >= 0.5 and f.truncated for f in faces) for faces, box in zip(found, expected)]
+    assert sum(hits) >= 0.9 * len(cut), f"{sum(hits)} of {len(cut)} half faces found"
+    assert all(len(faces) <= 1 for faces in found)
+    assert sum(f.truncated for faces in batched.values() for f in faces) <= 2  # whole faces: at most a chin at the edge
+
+
 def test_batched_detection_equals_one_at_a_time(detector, photos, batched):
     for name, image in photos.items():
         single = detector.detect_one(image)

@@ -64,6 +64,7 @@ def test_baseline_rows_and_label_spans(generated, matched):
     assert baseline["start_s"].to_list() == [p["start_s"] for p in generated.truth["prompts"]]
     found = rows.filter(pl.col("found"))
     assert (found["label_start_s"] == found["start_s"]).all() and (found["label_end_s"] == found["end_s"]).all()
+    assert set(found["rate"]) == {1.0} and rows.filter(~pl.col("found"))["rate"].is_null().all()  # no video is re-timed
 
 
 def test_reaction_window_labels_the_span_after_each_prompt(generated, tmp_path, resources, instance):

@@ -75,6 +75,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "label_start_s": pl.Float64,  # span whose frames get the label (reaction window if any)
         "label_end_s": pl.Float64,
         "reason": pl.String,  # why not found
+        "rate": pl.Float64,  # playback rate of the sound in the video (1.25: 25 % faster), null where nothing was found
     },
     "frames": {
         "frame_id": pl.String,  # "<video_id>/<timestamp in ms, 6 digits>"
@@ -99,6 +100,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "score": pl.Float64,
         **{column: pl.Float64 for column in LANDMARK_COLUMNS},
         "rotation": pl.Int32,  # degrees anticlockwise the frame was turned to find the face
+        "truncated": pl.Boolean,  # the face is cut by the frame's edge (kept from a lower score)
         "frame_width": pl.Int32,
         "frame_height": pl.Int32,
         "object_key": pl.String,  # the square context crop, turned upright by the landmarks' roll

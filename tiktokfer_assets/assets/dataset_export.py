@@ -22,11 +22,11 @@ from dagster import (
 )
 
 from tiktokfer_assets.assets.faces import png_image_md
-from tiktokfer_assets.assets.individuals import THRESHOLDS
 from tiktokfer_assets.dataset import DatasetError
 from tiktokfer_assets.dataset.card import counts_table, persons_per_split
 from tiktokfer_assets.dataset.release import ExportSettings, Release, prepare_release, write_release
 from tiktokfer_assets.dataset.splits import DEFAULT_RATIOS, SPLITS
+from tiktokfer_assets.identity.thresholds import SAME_PERSON_SIMILARITY
 from tiktokfer_assets.registry import stored_challenges
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
@@ -105,7 +105,7 @@ def dataset_export(
     release = prepare_release(
         unique_faces.filter(chosen), embeddings, videos.filter(chosen), versions,
         previous=table_store.read(ASSIGNMENT_TABLE),
-        threshold=THRESHOLDS[backends.pop() if backends else "mobilefacenet"],
+        threshold=SAME_PERSON_SIMILARITY[backends.pop() if backends else "mobilefacenet"],
         settings=ExportSettings(tuple(config.ratios), config.include_baseline_creator),
         uri=object_store.uri,
     )

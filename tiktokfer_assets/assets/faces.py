@@ -70,6 +70,7 @@ def face_row(frame: dict, rank: int, detection: "Detection", keys: tuple[str, ..
         "score": detection.score,
         **landmarks,
         "rotation": detection.rotation,
+        "truncated": detection.truncated,
         "frame_width": frame["width"],
         "frame_height": frame["height"],
         "object_key": keys[0],

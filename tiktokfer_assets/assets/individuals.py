@@ -10,6 +10,7 @@ from tiktokfer_assets.assets.faces import png_image_md
 from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
 from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
 from tiktokfer_assets.identity.embedding_io import embedding_matrix, embedding_series
+from tiktokfer_assets.identity.thresholds import SAME_PERSON_SIMILARITY
 from tiktokfer_assets.identity.tracking import assign_tracks
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.paths import PROJECT_ROOT
@@ -21,10 +22,6 @@ from tiktokfer_assets.vision.crops import contact_sheet, decode_image
 
 GALLERY_FACES = 6  # thumbnails per individual in the materialisation's gallery
 
-# Cosine similarity of two tracks' mean embeddings above which they are one person.
-# mobilefacenet: same-person photos measured 0.54-0.9, different people at most 0.19
-# (tests/test_embedders.py); track means are steadier than single photos.
-THRESHOLDS = {"mobilefacenet": 0.4, "open_clip": 0.85}
 
 
 class EmbeddingConfig(Config):
@@ -94,7 +91,7 @@ class IndividualsConfig(Config):
     pairwise F1 0.995 against 0.989 for components, and degrades less off the best threshold
     (bench/bench_clustering.py); HDBSCAN needs many tracks per person and split/merged the demo's people."""
     threshold: float | None = None
-    """Track similarity that joins two tracks; default per embedding backend (THRESHOLDS)."""
+    """Track similarity that joins two tracks; default per backend: identity.thresholds.SAME_PERSON_SIMILARITY."""
     similarity_floor: float = 0.2
     """Pairs below this are not stored in ``similarities``."""
     neighbours: int = 20
@@ -191,7 +188,7 @@ def individuals(
     yield Output(pairs_table, "similarities", metadata={"pairs": pairs_table.height, "tracks": len(track_ids)})
 
     rules = constraints(corrections, track_ids)
-    threshold = config.threshold if config.threshold is not None else THRESHOLDS[backend]
+    threshold = config.threshold if config.threshold is not None else SAME_PERSON_SIMILARITY[backend]
     clusters = cluster_tracks(
         track_ids, vectors, (i, j, sim), method=config.method, threshold=threshold,
         cannot_link=cannot_link_from_frames(corrected) | rules.cannot_link, must_link=rules.must_link,

@@ -45,13 +45,14 @@ def match_rows(video: dict, matches: list[PromptMatch], challenge: ChallengeDefi
             "label_start_s": label_span[0] if label_span else None,
             "label_end_s": label_span[1] if label_span else None,
             "reason": match.reason,
+            "rate": match.rate,
         })
     return rows
 
 
 def baseline_matches(prompts: list[Prompt]) -> list[PromptMatch]:
     """The baseline's own prompts are where its definition says they are."""
-    return [PromptMatch(p.label, i, True, p.start_s, p.end_s, 1.0, None) for i, p in enumerate(prompts)]
+    return [PromptMatch(p.label, i, True, p.start_s, p.end_s, 1.0, None, 1.0) for i, p in enumerate(prompts)]
 
 
 @asset(

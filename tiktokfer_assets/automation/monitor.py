@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tiktokfer_assets.identity.thresholds import SAME_PERSON_SIMILARITY
 from tiktokfer_assets.media.frames import iter_frames
 from tiktokfer_assets.vision.crops import decode_image
 
@@ -31,9 +32,7 @@ if TYPE_CHECKING:  # both import torch
     from tiktokfer_assets.vision.detector import FaceDetector
 
 DEFAULT_SHARE = 1 / 3  # the tutorial's rule: present in at least a third of the frames
-# MobileFaceNet (aligned, with mirror): same-person photos measured 0.54-0.9, different
-# people at most 0.19 (tests/test_embedders.py); 0.4 sits between with margin on both sides.
-DEFAULT_SIMILARITY = 0.4
+DEFAULT_SIMILARITY = SAME_PERSON_SIMILARITY["mobilefacenet"]
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 

@@ -39,6 +39,7 @@ import re
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg
@@ -89,6 +90,8 @@ class VideoPlan:
     duration_s: float | None = None  # None: until the sound ends, plus a tail
     music_to_prompt_db: float | None = 0.0  # the performer's own music; None: none
     noise_db: float = -35.0
+    speed: float = 1.0  # the sound plays this many times faster, its pitch with it (1.25: "sped up")
+    tempo: float = 1.0  # the sound is time-stretched this many times faster, its pitch kept
     gain_ramp: tuple[float, float] = (1.0, 1.0)
     audio_rate: int = 44100
     has_audio: bool = True
@@ -257,8 +260,26 @@ def build_sound(prompts, workdir: Path, rng: np.random.Generator) -> tuple[np.nd
     return (sound / peak * 0.9).astype(np.float32), spans, float(np.mean(speech_rms)) / peak * 0.9
 
 
+def retime(signal: np.ndarray, sample_rate: int, *, speed: float = 1.0, tempo: float = 1.0) -> np.ndarray:
+    """``signal`` played ``speed`` times faster with its pitch (resampled), then ``tempo`` times faster without it
+    (ffmpeg's rubberband time-stretcher: prompts stay within 2 ms of baseline time / tempo at 0.97-1.03)."""
+    out = np.asarray(signal, dtype=np.float32)
+    if speed != 1.0:
+        ratio = Fraction(speed).limit_denominator(1000)
+        out = resample_poly(out, ratio.denominator, ratio.numerator).astype(np.float32)
+    if tempo != 1.0:
+        with tempfile.TemporaryDirectory(prefix="tiktokfer-tempo-") as tmp:
+            src, dst = Path(tmp) / "in.wav", Path(tmp) / "out.wav"
+            wavfile.write(src, sample_rate, out)
+            stretched = ffmpeg.input(str(src)).filter("rubberband", tempo=tempo)
+            stretched.output(str(dst), acodec="pcm_f32le").run(quiet=True)
+            out = wavfile.read(dst)[1].astype(np.float32)
+    return out
+
+
 def performance_audio(sound: np.ndarray, speech_rms: float, plan: VideoPlan, duration_s: float, rng) -> np.ndarray:
-    """What a performer's phone records: the sound at ``shift_s``, their music, noise and volume changes."""
+    """What a performer's phone records: the sound at ``shift_s`` (re-timed), their music, noise and volume changes."""
+    sound = retime(sound, SAMPLE_RATE, speed=plan.speed, tempo=plan.tempo)
     n = int(round(duration_s * SAMPLE_RATE))
     out = np.zeros(n, dtype=np.float64)
     shift = int(round(plan.shift_s * SAMPLE_RATE))
@@ -425,7 +446,8 @@ def build_challenge(
 
         videos = []
         for plan in plans:
-            duration = plan.duration_s or round(max(plan.shift_s, 0) + sound_s - max(-plan.shift_s, 0) + 1.0, 3)
+            rate = plan.speed * plan.tempo
+            duration = plan.duration_s or round(max(plan.shift_s, 0) + sound_s / rate - max(-plan.shift_s, 0) + 1.0, 3)
             wav = None
             if plan.has_audio:
                 wav = work / f"{plan.video_id}.wav"
@@ -440,7 +462,7 @@ def build_challenge(
                 path.write_bytes(data[: len(data) * 2 // 5])
             prompt_truth = []
             for span in spans:
-                start, end = span["start_s"] + plan.shift_s, span["end_s"] + plan.shift_s
+                start, end = span["start_s"] / rate + plan.shift_s, span["end_s"] / rate + plan.shift_s
                 present = plan.has_audio and not plan.corrupt and start >= 0 and end <= min(duration, max_video_seconds)
                 prompt_truth.append(
                     {"label": span["label"], "start_s": round(start, 3), "end_s": round(end, 3), "present": present}
