@@ -17,6 +17,8 @@ from tiktokfer_assets.vision.detector import FaceDetector
 
 REDETECTED_ROLL_DEG = 12.0
 
+pytestmark = [pytest.mark.media, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def tables(pipeline):

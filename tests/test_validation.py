@@ -75,6 +75,8 @@ def one_line_error(argv, capsys) -> str:
     return err
 
 
+@pytest.mark.media
+@pytest.mark.slow
 def test_challenge_add_refuses_missing_files_and_unreadable_baselines(home, generated, capsys):
     root = home / "c"
     shutil.copytree(generated.root, root)

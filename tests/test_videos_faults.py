@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 import yaml
 from dagster import materialize
-from tiktokfer_assets.testkit.results import step_failure_text
-from tiktokfer_assets.testkit.video_server import Route, serve_videos
 
+from support.results import step_failure_text
+from support.video_server import Route, serve_videos
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.fetch import sha256_of
@@ -20,6 +20,8 @@ from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.resources.video_source import VideoSourceResource
 from tiktokfer_assets.sources.base import VideoRef
 from tiktokfer_assets.sources.ytdlp import YtDlpSource
+
+pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
 @pytest.fixture
