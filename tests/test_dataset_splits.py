@@ -31,6 +31,15 @@ def test_earlier_persons_keep_their_split_and_the_others_fill_around_them():
     assert [list(splits.values()).count(s) for s in SPLITS] == [7, 1, 2]
 
 
+def test_a_few_persons_still_fill_every_split():
+    """Four performers (the demo's): 70/15/15 by faces alone gives test nobody; every split gets one."""
+    rows = [("a", "happy", 6), ("b", "happy", 5), ("c", "sad", 4), ("d", "sad", 3)]
+    splits = assign_splits(counts(rows), {})
+    assert sorted(splits.values()) == ["test", "train", "train", "val"]
+    assert assign_splits(counts(rows[:2]), {}) == {"a": "train", "b": "val"}  # fewer persons than splits
+    assert assign_splits(counts(rows), {}, ratios=(0.85, 0.15, 0.0))["d"] != "test"  # a zero ratio stays empty
+
+
 def test_bad_ratios_are_refused():
     with pytest.raises(ValueError, match="3 non-negative numbers summing to 1"):
         assign_splits(counts([("p", "happy", 1)]), {}, (0.5, 0.5))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import yaml
-from dagster import DagsterInstance, Definitions, execute_job, in_process_executor, multiprocess_executor
+from dagster import AssetKey, DagsterInstance, Definitions, execute_job, in_process_executor, multiprocess_executor
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from tiktokfer_assets.assets.dataset_export import dataset_export
@@ -105,10 +105,12 @@ def materialize_challenge(definitions: Definitions, challenge: str, instance: Da
 
 
 def materialize_dataset(definitions: Definitions, instance: DagsterInstance, challenges: list[str] | None = None):
-    """Materialise the dataset export (of ``challenges``, default all registered) in this process."""
+    """Materialise the dataset export (of ``challenges``, default all registered) in this process, without its model."""
     config = {"ops": {"dataset_export": {"config": {"challenges": list(challenges or [])}}}}
     job = definitions.resolve_job_def(DATASET_JOB)
-    return job.execute_in_process(instance=instance, run_config={**QUIET, **config})
+    return job.execute_in_process(
+        instance=instance, run_config={**QUIET, **config}, asset_selection=[AssetKey("dataset_export")]
+    )
 
 
 defs = build_definitions()
