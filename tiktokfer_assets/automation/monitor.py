@@ -25,7 +25,7 @@ import numpy as np
 
 from tiktokfer_assets.identity.thresholds import SAME_PERSON_SIMILARITY
 from tiktokfer_assets.media.frames import iter_frames
-from tiktokfer_assets.vision.crops import decode_image
+from tiktokfer_assets.vision.crops import PHOTO_SUFFIXES, decode_image
 
 if TYPE_CHECKING:  # both import torch
     from tiktokfer_assets.identity.embedders import FaceEmbedder
@@ -33,7 +33,6 @@ if TYPE_CHECKING:  # both import torch
 
 DEFAULT_SHARE = 1 / 3  # the tutorial's rule: present in at least a third of the frames
 DEFAULT_SIMILARITY = SAME_PERSON_SIMILARITY["mobilefacenet"]
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
 class MonitorError(ValueError):

@@ -7,7 +7,6 @@ training epochs only augment, never decode.
 
 from __future__ import annotations
 
-import csv
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 from PIL import Image
 
 from tiktokfer_assets.expression.errors import ExpressionInputError
+from tiktokfer_assets.vision.crops import PHOTO_SUFFIXES
 
 CROP_SIZE = (112, 112)
 """(height, width) of the export's aligned face crops; every image is resized to it."""
@@ -61,14 +61,12 @@ def release_images(release_dir: str | Path, manifest_rows: list[dict]) -> Labell
 
 
 def labelled_photos(folder: str | Path) -> LabelledImages:
-    """The external photo set: ``labels.csv`` (``file,expression``, files relative to ``folder``)."""
+    """The external photo set: ``<folder>/<expression>/<file>.jpg`` (the ImageFolder layout, as fetched)."""
     folder = Path(folder)
-    labels_csv = folder / "labels.csv"
-    if not labels_csv.is_file():
-        raise FileNotFoundError(f"{labels_csv} is missing: fetch the media with `tiktokfer fetch`")
-    with labels_csv.open(newline="") as handle:
-        rows = sorted((row["file"], row["expression"]) for row in csv.DictReader(handle))
-    return LabelledImages([folder / file for file, _ in rows], [label for _, label in rows])
+    rows = sorted((path.parent.name, path) for path in folder.glob("*/*") if path.suffix.lower() in PHOTO_SUFFIXES)
+    if not rows:
+        raise FileNotFoundError(f"no <expression>/<photo> files in {folder}: fetch the media with `tiktokfer fetch`")
+    return LabelledImages([path for _, path in rows], [label for label, _ in rows])
 
 
 def split_by_file(images: LabelledImages, seed: int, fractions=(0.6, 0.2, 0.2)) -> dict[str, LabelledImages]:

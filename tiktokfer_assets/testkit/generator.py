@@ -49,6 +49,7 @@ from scipy.io import wavfile
 from scipy.signal import resample_poly
 
 from tiktokfer_assets.paths import media_dir
+from tiktokfer_assets.vision.crops import PHOTO_SUFFIXES
 
 SAMPLE_RATE = 22050  # espeak-ng's native rate; the sound is built at this rate
 WIDTH, HEIGHT = 360, 640  # portrait, like a phone video
@@ -110,7 +111,6 @@ class GeneratedChallenge:
         return next(v for v in self.truth["videos"] if v["video_id"] == video_id)
 
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def person_photos(person: str, root: Path | None = None) -> list[Path]:

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+"""File endings of the photos read from folders (watch lists, the photo sets of tests and the demo)."""
+
 
 def square_origin(box: Sequence[float], margin: float = 0.2) -> tuple[int, int, int]:
     """``(left, top, side)`` in image pixels of the square :func:`square_crop` cuts around ``box``."""
