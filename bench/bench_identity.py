@@ -16,7 +16,7 @@ Every image goes through the pipeline's own path: RetinaFace (best face), landma
 alignment, MobileFaceNet (``build_embedder("mobilefacenet")``). Faces under ``--min-side``
 pixels (80) are left out: the small crops of one film-industry set in the expression
 photos embed as noise (different people up to 0.92, one photo against its own variation
-down to 0.03 with them), and the track mean weighs such faces down (``face_quality``). The bench prints the
+down to 0.03 with them). The bench prints the
 distributions of cosine similarity for pairs of the same person (other photos; and a
 photo against its own variation) and of different people, then clusters all images
 with the asset's method (average linkage over all pairs) at thresholds 0.20-0.70 and

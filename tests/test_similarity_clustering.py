@@ -12,7 +12,7 @@ from tiktokfer_assets.identity.clustering import (
     cluster_tracks,
     pairwise_f1,
 )
-from tiktokfer_assets.identity.similarity import face_quality, top_k_similarities, track_means
+from tiktokfer_assets.identity.similarity import top_k_similarities, track_means
 
 
 def planted(
@@ -69,22 +69,6 @@ def test_track_means_average_and_renormalise_per_track():
     np.testing.assert_allclose(means, [[0, 0, 1], [2**-0.5, 2**-0.5, 0], [0, 0, 0]], atol=1e-6)
     with pytest.raises(ValueError, match="one row per track id"):
         track_means(emb, ["a"])
-
-
-def test_quality_weights_favour_large_frontal_faces_in_the_track_mean():
-    eyes_nose_mouth = [[40, 50], [80, 50], [60, 70], [45, 90], [75, 90]]
-    frontal_large = ([0, 0, 120, 140], eyes_nose_mouth)
-    frontal_small = ([0, 0, 56, 56], eyes_nose_mouth)
-    profile = ([0, 0, 120, 140], [[40, 50], [80, 50], [78, 70], [45, 90], [75, 90]])  # nose under one eye
-    boxes, landmarks = zip(frontal_large, frontal_small, profile)
-    np.testing.assert_allclose(face_quality(np.array(boxes), np.array(landmarks)), [1.0, 0.5, 0.1], atol=1e-6)
-    # A track of a sharp frontal face and a profile pointing elsewhere: the mean follows the frontal one.
-    emb = np.array([[1, 0], [0, 1]], dtype=np.float32)
-    _, plain = track_means(emb, ["t", "t"])
-    _, weighted = track_means(emb, ["t", "t"], face_quality(np.array(boxes)[[0, 2]], np.array(landmarks)[[0, 2]]))
-    assert plain[0] @ emb[0] == pytest.approx(2**-0.5) and weighted[0] @ emb[0] == pytest.approx(1 / np.hypot(1, 0.1))
-    with pytest.raises(ValueError, match="one non-negative number per face"):
-        track_means(emb, ["t", "t"], np.array([1.0, -1.0]))
 
 
 # --- top_k_similarities ------------------------------------------------------------

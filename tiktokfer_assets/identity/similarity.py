@@ -16,35 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-QUALITY_SIDE_PX = 112  # the embedder's input height: a smaller face is upsampled, its details guessed
-QUALITY_FLOOR = 0.05  # the least weight of a face (a tiny or profile face still counts a little)
 
-
-def face_quality(boxes: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Weight of each face in its track's mean: large and frontal faces count most (0.05-1).
-
-    ``boxes`` (n, 4) ``x1, y1, x2, y2`` and ``landmarks`` (n, 5, 2) in frame pixels.
-    Size: the box's side over ``QUALITY_SIDE_PX``, at most 1. Frontal: 1 minus twice the
-    nose's horizontal offset from the eyes' midpoint over the eye distance (a turned
-    head moves the nose towards one eye), clipped. The weight is their product.
-    """
-    boxes, landmarks = np.asarray(boxes, dtype=np.float64), np.asarray(landmarks, dtype=np.float64)
-    side = np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
-    size = np.minimum(side / QUALITY_SIDE_PX, 1.0)
-    eyes = landmarks[:, 1] - landmarks[:, 0]
-    eye_distance = np.maximum(np.hypot(eyes[:, 0], eyes[:, 1]), 1e-6)
-    offset = np.abs(landmarks[:, 2, 0] - (landmarks[:, 0, 0] + landmarks[:, 1, 0]) / 2)
-    frontal = 1.0 - 2.0 * offset / eye_distance
-    return np.clip(size * frontal, QUALITY_FLOOR, 1.0)
-
-
-def track_means(
-    embeddings: np.ndarray, track_ids: Sequence[str], weights: np.ndarray | None = None
-) -> tuple[list[str], np.ndarray]:
+def track_means(embeddings: np.ndarray, track_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """Mean embedding of each track, re-normalised to unit length.
 
-    ``embeddings`` (n, d) has one row per face and ``track_ids`` (n) the face's track;
-    ``weights`` (n), e.g. ``face_quality``, weigh the faces (default: all alike).
+    ``embeddings`` (n, d) has one row per face and ``track_ids`` (n) the face's track.
+    Weighing faces by size and frontality was measured and dropped: on the demo it split one
+    performer into two individuals at thresholds 0.40-0.45.
     Returns the sorted distinct track ids and a float32 (tracks, d) array in that
     order. Averaging L2-normalised face embeddings and normalising again gives the
     direction the track's faces agree on (the original pipeline's "mean features").
@@ -56,11 +34,6 @@ def track_means(
         raise ValueError(
             f"embeddings {embeddings.shape} must be (faces, dim) with one row per track id ({len(track_ids)})"
         )
-    if weights is not None:
-        weights = np.asarray(weights, dtype=np.float32)
-        if weights.shape != (len(embeddings),) or (weights < 0).any():
-            raise ValueError(f"weights must be one non-negative number per face, got shape {weights.shape}")
-        embeddings = embeddings * weights[:, None]
     ids, inverse = np.unique(np.asarray(track_ids, dtype=object).astype(str), return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(inverse[order]) != 0])
