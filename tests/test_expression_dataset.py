@@ -15,7 +15,7 @@ from tiktokfer_assets.vision.align import roll_degrees
 from tiktokfer_assets.vision.crops import decode_image
 from tiktokfer_assets.vision.detector import FaceDetector
 
-REDETECTED_ROLL_DEG = 12.0
+REDETECTED_ROLL_DEG = 15.0  # RetinaFace's landmark noise on 112 px crops: 14.2 on one grimace (v05 at 5 s)
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -67,9 +67,9 @@ def test_instructions_have_no_expression_and_the_creator_is_flagged(generated, t
 
 def test_every_aligned_crop_of_the_sideways_video_is_upright(pipeline, generated, tables):
     """The faces' roll in the frame is the truth's (+90); the aligned crops' roll (the checked column) is below 10
-    degrees, and so within RetinaFace's own noise is the roll of landmarks re-detected on the stored crops: 12
-    degrees (re-detected on the upright video's crops it reached 8; on the old sideways crops, 31 of 33 were
-    above 45)."""
+    degrees, and so within RetinaFace's own noise is the roll of landmarks re-detected on the stored crops: 15
+    degrees (measured: at most 8.5 but for one expressive face at 14.2 whose stored landmarks give 0.2;
+    re-detected on the upright video's crops it reached 8; on the old sideways crops, 31 of 33 were above 45)."""
     resources, _, _ = pipeline
     sideways = [v["video_id"] for v in generated.truth["videos"] if v["sideways"]]
     faces = tables["faces"].filter(pl.col("video_id").is_in(sideways))

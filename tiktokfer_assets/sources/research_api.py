@@ -318,6 +318,11 @@ class ResearchApiSource:
                 break
         return list(refs.values())[:limit]
 
+    def __reduce__(self):
+        """A download runs in a child process (``download_pool``): it gets the fetcher, never the API client
+        (its token, ledger and table store stay in this process)."""
+        return ResearchApiSource, (None, self.query, self.fetcher, self.video_url_template)
+
     def fetch(self, ref: VideoRef, dest_dir: Path) -> FetchedVideo:
         """Download with yt-dlp; the API's metadata wins over yt-dlp's where the API has a value."""
         fetched = self.fetcher.fetch(ref, dest_dir)

@@ -10,7 +10,11 @@ found after its quarter-turn retry had good landmarks (87 degrees).
 :func:`redetect_sideways` does that for every face whose roll is over 20 degrees: it
 detects again in the face's neighbourhood turned a quarter turn each way and keeps the
 landmarks of the detection with the highest score among those that saw the face within
-45 degrees of upright (where landmarks are reliable), mapped back to the frame. The
+45 degrees of upright (where landmarks are reliable), mapped back to the frame. In a
+landscape frame (where a phone video filmed sideways lands) every face is re-detected,
+its neighbourhood as given competing with the two turns: RetinaFace now and then reads a
+sideways face's eye line as level (roll -3 where the truth is 90, after the edge-face
+detection came in), which the 20-degree trigger alone never revisits. The
 score matters: on these grayscale photos RetinaFace also "finds" an upside-down face
 with an upright-looking eye line, at a lower score (0.91-0.98 against 0.999-1.0 for
 the right turn on the demo's sideways video). Box and score stay those of the first
@@ -57,10 +61,12 @@ def redetect_sideways(detector: Detects, images: Sequence[np.ndarray],
     """``detections`` of each image, with the landmarks of tilted faces re-detected upright (one detector call)."""
     jobs, crops = [], []
     for i, found in enumerate(detections):
+        landscape = images[i].shape[1] > images[i].shape[0]
         for j, detection in enumerate(found):
-            if abs(roll_degrees(detection.landmarks)) > TILTED_DEG:
+            tilted = abs(roll_degrees(detection.landmarks)) > TILTED_DEG
+            if tilted or landscape:
                 crop = square_crop(images[i], detection.box, NEIGHBOURHOOD_MARGIN)
-                for turns in TURNS:
+                for turns in TURNS if tilted else (0, *TURNS):
                     jobs.append((i, j, turns, square_origin(detection.box, NEIGHBOURHOOD_MARGIN)))
                     crops.append(np.ascontiguousarray(np.rot90(crop, turns)))
     best: dict[tuple[int, int], tuple[float, tuple]] = {}
