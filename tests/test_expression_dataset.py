@@ -9,11 +9,12 @@ import pytest
 from test_individuals_assets import true_person
 from tiktokfer_assets.checks.factory import PartitionTables
 from tiktokfer_assets.checks.pipeline import labels_lost_by_dedup
-from tiktokfer_assets.fetch import require_file
+from tiktokfer_assets.scope import ChallengeScope
 from tiktokfer_assets.testkit.truth import expression_on_screen
 from tiktokfer_assets.vision.align import roll_degrees
 from tiktokfer_assets.vision.crops import decode_image
 from tiktokfer_assets.vision.detector import FaceDetector
+from tiktokfer_assets.weights import require_file
 
 REDETECTED_ROLL_DEG = 15.0  # RetinaFace's landmark noise on 112 px crops: 14.2 on one grimace (v05 at 5 s)
 
@@ -89,7 +90,7 @@ def test_every_aligned_crop_of_the_sideways_video_is_upright(pipeline, generated
 
 def test_the_label_check_fails_on_a_table_that_lost_a_label(pipeline, tables):
     resources, _, _ = pipeline
-    checked = PartitionTables("demo", resources["table_store"], resources["object_store"])
+    checked = PartitionTables(ChallengeScope("demo", resources["table_store"]), resources["object_store"])
     assert labels_lost_by_dedup(checked).is_empty()
     unique = tables["unique_faces"]
     lost = unique.filter(pl.col("expression").is_not_null()).row(0, named=True)

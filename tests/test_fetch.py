@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from tiktokfer_assets import fetch
-from tiktokfer_assets.fetch import FetchError, ManifestEntry, fetch_entry, read_manifest, sha256_of
+from tiktokfer_assets import weights
 from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
 from tiktokfer_assets.paths import PROJECT_ROOT, weights_dir
+from tiktokfer_assets.weights import ManifestEntry, WeightsError, fetch_entry, read_manifest, sha256_of
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_fetch_from_local_folder_verifies_and_is_idempotent(isolated, tmp_path):
 def test_corrupt_source_is_refused_and_nothing_is_left(isolated, tmp_path):
     source, entry = isolated
     (source / "weights" / "model.bin").write_bytes(b"tampered")
-    with pytest.raises(FetchError, match=r"weights/model.bin: sha256 mismatch") as info:
+    with pytest.raises(WeightsError, match=r"weights/model.bin: sha256 mismatch") as info:
         fetch_entry(entry, str(source))
     assert "fix the source folder" in str(info.value)
     assert not list((tmp_path / "weights").iterdir())
@@ -58,20 +58,21 @@ def test_corrupt_local_copy_is_replaced(isolated, tmp_path):
 
 def test_missing_file_in_source_names_it_and_the_fix(isolated, tmp_path):
     _, entry = isolated
-    with pytest.raises(FetchError, match=r"weights/model.bin: not found in local source .*TIKTOKFER_FETCH_SOURCE"):
+    with pytest.raises(WeightsError, match=r"weights/model.bin: not found in local source .*TIKTOKFER_FETCH_SOURCE"):
         fetch_entry(entry, str(tmp_path / "elsewhere"))
 
 
 def test_unreachable_url_names_the_file_and_the_fix(isolated):
     _, entry = isolated
-    with pytest.raises(FetchError, match=r"weights/model.bin: download from https://example.invalid/model.bin failed"):
+    failed = r"weights/model.bin: download from https://example.invalid/model.bin failed"
+    with pytest.raises(WeightsError, match=failed):
         fetch_entry(entry, "")
 
 
 def test_require_file_explains_how_to_fetch(monkeypatch, tmp_path):
     monkeypatch.setenv("TIKTOKFER_WEIGHTS_DIR", str(tmp_path))
-    with pytest.raises(FetchError, match="run `tiktokfer fetch`"):
-        fetch.require_file("weights/retinaface_mobilenet0.25.pth")
+    with pytest.raises(WeightsError, match="run `tiktokfer fetch`"):
+        weights.require_file("weights/retinaface_mobilenet0.25.pth")
 
 
 def test_manifest_matches_the_shared_checksums():
@@ -102,20 +103,20 @@ def test_damaged_weights_are_refused_when_a_run_loads_them(weights_copy):
         block = fh.read(4096)
         fh.seek(200_000)
         fh.write(bytes(b ^ 0xFF for b in block))
-    with pytest.raises(FetchError, match=r"mobilefacenet_casia.ckpt is damaged .* run `tiktokfer fetch`"):
+    with pytest.raises(WeightsError, match=r"mobilefacenet_casia.ckpt is damaged .* run `tiktokfer fetch`"):
         MobileFaceNetEmbedder()
     retinaface = weights_copy / "retinaface_mobilenet0.25.pth"
     retinaface.write_bytes(retinaface.read_bytes()[:100_000])  # truncated
-    with pytest.raises(FetchError, match=r"retinaface_mobilenet0.25.pth is damaged .* run `tiktokfer fetch`"):
-        fetch.require_file("weights/retinaface_mobilenet0.25.pth")
+    with pytest.raises(WeightsError, match=r"retinaface_mobilenet0.25.pth is damaged .* run `tiktokfer fetch`"):
+        weights.require_file("weights/retinaface_mobilenet0.25.pth")
 
 
 @pytest.mark.media
 def test_the_check_is_cached_by_size_and_mtime(weights_copy, monkeypatch):
     hashed = []
-    monkeypatch.setattr(fetch, "sha256_of", lambda path: hashed.append(path) or sha256_of(path))
-    path = fetch.require_file("weights/retinaface_mobilenet0.25.pth")
-    assert fetch.require_file("weights/retinaface_mobilenet0.25.pth") == path and hashed == [path]
+    monkeypatch.setattr(weights, "sha256_of", lambda path: hashed.append(path) or sha256_of(path))
+    path = weights.require_file("weights/retinaface_mobilenet0.25.pth")
+    assert weights.require_file("weights/retinaface_mobilenet0.25.pth") == path and hashed == [path]
     os.utime(path, ns=(0, 0))  # touched: hashed again
-    fetch.require_file("weights/retinaface_mobilenet0.25.pth")
+    weights.require_file("weights/retinaface_mobilenet0.25.pth")
     assert hashed == [path, path]

@@ -17,6 +17,8 @@ from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import challenge_scope
 from tiktokfer_assets.tables import LANDMARK_COLUMNS, conform
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image
 
@@ -157,10 +159,11 @@ def individuals(
     videos: pl.DataFrame,
     gpu: GpuResource,
     object_store: ObjectStore,
+    table_store: TableStore,
 ):
     from tiktokfer_assets.identity.similarity import top_k_similarities, track_means  # torch: lazily
 
-    challenge = context.partition_key
+    challenge = challenge_scope(context, table_store).name
     face_columns = [c for c in faces.columns if c != "challenge"]
     tracked = assign_tracks(faces.select(face_columns))
     yield Output(conform("faces_with_intra_ind", tracked).sort("face_id"), "faces_with_intra_ind", metadata={
