@@ -184,6 +184,7 @@ def model_metadata(result: "ReleaseModel", model_key: str, model_uri: str, diges
 
 @asset(
     group_name=DATASET_GROUP,
+    kinds={"pytorch"},
     deps=[EXPORT_ASSET],
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,

@@ -96,11 +96,12 @@ def png_markdown(png: bytes, alt: str) -> MetadataValue:
 
 @multi_asset(
     outs={
-        "faces": AssetOut(io_manager_key="table_io_manager", description=(
+        "faces": AssetOut(io_manager_key="table_io_manager", kinds={"polars", "pytorch"}, description=(
             "One row per detected face: box, score, landmarks, rotation, upright and aligned crop keys, "
             "prompt label and expression.")),
         "nofaces": AssetOut(
-            io_manager_key="table_io_manager", description="Frames without any face, even after the 90-degree retries."
+            io_manager_key="table_io_manager", kinds={"polars"},
+            description="Frames without any face, even after the 90-degree retries.",
         ),
     },
     partitions_def=challenge_partitions,

@@ -70,6 +70,7 @@ def extract_video_frames(video: dict, scope: ChallengeScope, every_s: float, jpe
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
+    kinds={"polars", "ffmpeg"},
     group_name="frames_and_faces",
     description="One JPEG every `every_s` seconds of each video (one ffmpeg decode per video), with the prompt label "
                 "and its expression class.",

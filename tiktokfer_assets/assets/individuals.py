@@ -42,6 +42,7 @@ class EmbeddingConfig(Config):
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="parquet_io_manager",
+    kinds={"parquet", "pytorch"},
     group_name="individuals",
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
@@ -135,14 +136,17 @@ def flag_baseline_creator(final: pl.DataFrame, baseline_video_id: str | None) ->
     outs={
         "faces_with_intra_ind": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars"},
             description="Faces with their track within the video (coordinate tracking).",
         ),
         "similarities": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars", "pytorch"},
             description="Cosine similarity of track mean embeddings: top-k pairs above a floor.",
         ),
         "individuals": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars"},
             metadata={"table": "faces_with_final_ind"},
             description="Faces with their individual across videos, after manual corrections "
             "(table faces_with_final_ind).",

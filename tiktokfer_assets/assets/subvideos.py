@@ -66,6 +66,7 @@ def baseline_matches(prompts: list[PromptSpan]) -> list[PromptMatch]:
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
+    kinds={"polars", "ffmpeg"},
     group_name="labels",
     description="Per video and prompt: where the prompt is said (start_s, end_s, NCC score) or why it was not found.",
 )

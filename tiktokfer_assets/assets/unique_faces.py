@@ -49,6 +49,7 @@ class UniqueFacesConfig(Config):
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
+    kinds={"polars"},
     group_name="individuals",
     description="Best face of each group of near-duplicate crops per individual and expression, with the removed "
                 "duplicates.",

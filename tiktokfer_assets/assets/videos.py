@@ -53,10 +53,12 @@ def _not_listed(previous: dict[str, dict], listed: set[str], object_store: Objec
     outs={
         "videos": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars", "ffmpeg"},
             description="One row per stored video (baseline and performances).",
         ),
         "video_failures": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars"},
             description="Videos that could not be fetched or decoded, with the reason.",
         ),
     },
