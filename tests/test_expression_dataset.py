@@ -9,6 +9,7 @@ import pytest
 from test_individuals_assets import true_person
 from tiktokfer_assets.checks.factory import PartitionTables
 from tiktokfer_assets.checks.pipeline import labels_lost_by_dedup
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
 from tiktokfer_assets.scope import ChallengeScope
 from tiktokfer_assets.testkit.truth import expression_on_screen
 from tiktokfer_assets.vision.align import roll_degrees
@@ -76,7 +77,7 @@ def test_every_aligned_crop_of_the_sideways_video_is_upright(pipeline, generated
     faces = tables["faces"].filter(pl.col("video_id").is_in(sideways))
     # content turned 90 degrees clockwise: every face lies at +90 in the frame (never upside down: -90)
     assert faces.height >= 10 and (faces["roll_deg"] - 90).abs().max() < 15, faces["roll_deg"].to_list()
-    weights = require_file("weights/retinaface_mobilenet0.25.pth")
+    weights = require_file(RETINAFACE_WEIGHTS)
     detector = FaceDetector(weights, "cpu", batch_size=4, score_threshold=0.5)
     crops = [decode_image(resources["object_store"].get_bytes(k)) for k in faces["aligned_key"]]
     assert {c.shape for c in crops} == {(112, 112, 3)}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 from tiktokfer_assets import weights
 from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
-from tiktokfer_assets.paths import PROJECT_ROOT, weights_dir
+from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.weights import ManifestEntry, WeightsError, fetch_entry, read_manifest, sha256_of
 
 
@@ -26,7 +28,7 @@ def isolated(tmp_path, monkeypatch):
 
 def test_manifest_lists_every_weight_with_a_hash():
     entries = {e.path: e for e in read_manifest()}
-    assert {"weights/retinaface_mobilenet0.25.pth", "weights/mobilefacenet_casia.ckpt"} <= set(entries)
+    assert {RETINAFACE_WEIGHTS, MOBILEFACENET_WEIGHTS} <= set(entries)
     for entry in entries.values():
         assert len(entry.sha256) == 64 and entry.url.startswith("https://")
 
@@ -72,7 +74,7 @@ def test_unreachable_url_names_the_file_and_the_fix(isolated):
 def test_require_file_explains_how_to_fetch(monkeypatch, tmp_path):
     monkeypatch.setenv("TIKTOKFER_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(WeightsError, match="run `tiktokfer fetch`"):
-        weights.require_file("weights/retinaface_mobilenet0.25.pth")
+        weights.require_file(RETINAFACE_WEIGHTS)
 
 
 def test_manifest_matches_the_shared_checksums():
@@ -89,15 +91,15 @@ def test_manifest_matches_the_shared_checksums():
 @pytest.fixture
 def weights_copy(tmp_path, monkeypatch):
     """The real weights in a private folder, so a test may damage them."""
-    for name in ("retinaface_mobilenet0.25.pth", "mobilefacenet_casia.ckpt"):
-        shutil.copyfile(weights_dir() / name, tmp_path / name)
+    for checkpoint in (RETINAFACE_WEIGHTS, MOBILEFACENET_WEIGHTS):
+        shutil.copyfile(weights.destination_of(checkpoint), tmp_path / Path(checkpoint).name)
     monkeypatch.setenv("TIKTOKFER_WEIGHTS_DIR", str(tmp_path))
     return tmp_path
 
 
 @pytest.mark.media
 def test_damaged_weights_are_refused_when_a_run_loads_them(weights_copy):
-    checkpoint = weights_copy / "mobilefacenet_casia.ckpt"
+    checkpoint = weights_copy / Path(MOBILEFACENET_WEIGHTS).name
     with checkpoint.open("r+b") as fh:  # 4 KiB of flipped bytes: torch would still load it
         fh.seek(200_000)
         block = fh.read(4096)
@@ -105,18 +107,18 @@ def test_damaged_weights_are_refused_when_a_run_loads_them(weights_copy):
         fh.write(bytes(b ^ 0xFF for b in block))
     with pytest.raises(WeightsError, match=r"mobilefacenet_casia.ckpt is damaged .* run `tiktokfer fetch`"):
         MobileFaceNetEmbedder()
-    retinaface = weights_copy / "retinaface_mobilenet0.25.pth"
+    retinaface = weights_copy / Path(RETINAFACE_WEIGHTS).name
     retinaface.write_bytes(retinaface.read_bytes()[:100_000])  # truncated
     with pytest.raises(WeightsError, match=r"retinaface_mobilenet0.25.pth is damaged .* run `tiktokfer fetch`"):
-        weights.require_file("weights/retinaface_mobilenet0.25.pth")
+        weights.require_file(RETINAFACE_WEIGHTS)
 
 
 @pytest.mark.media
 def test_the_check_is_cached_by_size_and_mtime(weights_copy, monkeypatch):
     hashed = []
     monkeypatch.setattr(weights, "sha256_of", lambda path: hashed.append(path) or sha256_of(path))
-    path = weights.require_file("weights/retinaface_mobilenet0.25.pth")
-    assert weights.require_file("weights/retinaface_mobilenet0.25.pth") == path and hashed == [path]
+    path = weights.require_file(RETINAFACE_WEIGHTS)
+    assert weights.require_file(RETINAFACE_WEIGHTS) == path and hashed == [path]
     os.utime(path, ns=(0, 0))  # touched: hashed again
-    weights.require_file("weights/retinaface_mobilenet0.25.pth")
+    weights.require_file(RETINAFACE_WEIGHTS)
     assert hashed == [path, path]

@@ -36,12 +36,17 @@ class ManifestEntry:
 
     @property
     def destination(self) -> Path:
-        top, _, rest = self.path.partition("/")
-        if top == "weights":
-            return weights_dir() / rest
-        if top == "media":
-            return media_dir() / rest
-        raise WeightsError(f"manifest path {self.path!r} must start with weights/ or media/")
+        return destination_of(self.path)
+
+
+def destination_of(manifest_path: str) -> Path:
+    """Where the manifest file ``manifest_path`` lands on this machine (not verified: see :func:`require_file`)."""
+    top, _, rest = manifest_path.partition("/")
+    if top == "weights":
+        return weights_dir() / rest
+    if top == "media":
+        return media_dir() / rest
+    raise WeightsError(f"manifest path {manifest_path!r} must start with weights/ or media/")
 
 
 def read_manifest(path: Path = MANIFEST) -> list[ManifestEntry]:
