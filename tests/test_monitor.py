@@ -26,8 +26,10 @@ from tiktokfer_assets.definitions import build_definitions
 from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
 from tiktokfer_assets.media.frames import sample_times
 from tiktokfer_assets.media.probe import probe
-from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.detector import FaceDetector
+from tiktokfer_assets.weights import destination_of
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -56,8 +58,8 @@ def feed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models():
-    detector = FaceDetector(weights_dir() / "retinaface_mobilenet0.25.pth", "cpu", batch_size=4)
-    return detector, MobileFaceNetEmbedder(weights_dir() / "mobilefacenet_casia.ckpt", "cpu")
+    detector = FaceDetector(destination_of(RETINAFACE_WEIGHTS), "cpu", batch_size=4)
+    return detector, MobileFaceNetEmbedder(destination_of(MOBILEFACENET_WEIGHTS), "cpu")
 
 
 def test_reference_embeddings_are_one_unit_vector_per_photo(feed, models, tmp_path):

@@ -56,18 +56,17 @@ from tiktokfer_assets.automation.monitor import (
     reference_embeddings,
 )
 from tiktokfer_assets.challenges import SourceSpec
-from tiktokfer_assets.fetch import require_file
 from tiktokfer_assets.media.frames import FrameExtractionError
+from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
 from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.resources.gpu import GpuResource
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.resources.video_source import VideoSourceResource
 from tiktokfer_assets.sources.base import FetchError, VideoRef
 from tiktokfer_assets.tables import conform
+from tiktokfer_assets.weights import require_file
 
 MONITOR_CONFIG_ENV = "TIKTOKFER_MONITOR_CONFIG"
-RETINAFACE_WEIGHTS = "weights/retinaface_mobilenet0.25.pth"
-MOBILEFACENET_WEIGHTS = "weights/mobilefacenet_casia.ckpt"
 WEBHOOK_TIMEOUT_S = 10.0
 
 
