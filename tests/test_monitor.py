@@ -6,13 +6,16 @@ The monitor's assets (``monitored_videos``, ``alerts``: partitioned by feed) run
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from dagster import AddDynamicPartitionsRequest, SkipReason, build_sensor_context
 from PIL import Image
@@ -24,14 +27,18 @@ from tiktokfer_assets.automation.trending import (
     MONITOR_CONFIG_ENV,
     MONITOR_JOB,
     TrendingMonitorConfig,
+    alert_rows,
     load_monitor_config,
     trending_monitor_sensor,
 )
+from tiktokfer_assets.checks.factory import PartitionTables, check_result
+from tiktokfer_assets.checks.monitor import MONITOR_TABLE_CHECKS
 from tiktokfer_assets.definitions import build_definitions
 from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
 from tiktokfer_assets.media.frames import sample_times
 from tiktokfer_assets.media.probe import probe
 from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.detector import FaceDetector
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -205,3 +212,29 @@ def test_sensor_asks_for_the_configured_feed_and_its_run(tmp_path, monkeypatch):
     assert request.partition_key == "trending" and ops["alerts"]["config"] == {"webhook_url": "http://hook"}
     assert config["source"] == {"kind": "local_folder", "path": str(tmp_path / "feed")}
     assert (config["watchlist_dir"], config["share"]) == (str(tmp_path / "people"), 0.5)
+
+
+def test_alerts_come_from_the_alerting_matches_and_checks_catch_bad_rows(resources):
+    """Only matches that alert become alerts (with the video's check time); a row with neither frames nor an error,
+    and an alert of an unchecked video, fail their blocking checks."""
+    when = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
+    match = {"frames_matched": 4, "share": 0.5, "best_similarity": 0.7, "first_seen_s": 1.0}
+    monitored = conform("monitored_videos", [
+        {"video_id": "a", "url": "u/a", "frames_sampled": 8, "checked_at": when, "matches": json.dumps([
+            {"person": "obama", **match, "alert": True}, {"person": "biden", **match, "alert": False}])},
+        {"video_id": "b", "url": "u/b", "checked_at": when},  # neither frames nor an error
+    ])
+    alerts = alert_rows(monitored)
+    assert alerts.select("video_id", "person", "frames_sampled", "alerted_at").rows() == [("a", "obama", 8, when)]
+    assert alerts["webhook_status"].to_list() == [None]
+
+    store = resources["table_store"]
+    store.replace_partition("monitored_videos", "fyp", monitored)
+    store.replace_partition("alerts", "fyp", pl.concat([alerts, alerts.with_columns(video_id=pl.lit("z"))]))
+    tables = PartitionTables("fyp", store, resources["object_store"])
+    outcomes = {c.name: check_result(c, tables, logging.getLogger("test")) for c in MONITOR_TABLE_CHECKS}
+    assert {name: result.passed for name, result in outcomes.items()} == {
+        "one_row_per_video": True, "checked_or_failed": False,
+        "one_alert_per_video_and_person": True, "video_id_in_monitored_videos": False,
+    }
+    assert outcomes["checked_or_failed"].metadata["offending_rows"].value == 1
