@@ -8,10 +8,9 @@ file) is validated; a valid definition is persisted in the table store
 ``challenge`` partition (the daemon adds it before launching any run; the sensor
 itself never writes to the instance) and to run the all-assets job for it with
 ``run_key = "<name>:<version>"``, so a version of a definition is materialised once
-however often it is re-read. An
-invalid file is reported in the sensor's log and skipped (until it is edited)
-without holding up the others. At most ``max_per_tick`` files are handled per
-tick; the rest wait for the next tick.
+however often it is re-read. An invalid file is reported in the sensor's log and
+skipped (until it is edited) without holding up the others. At most
+``max_per_tick`` files are handled per tick; the rest wait for the next tick.
 
 Deleting a file does not delete its challenge: its data stays until removed by hand.
 """
