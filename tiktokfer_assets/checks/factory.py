@@ -34,6 +34,7 @@ from dagster import (
     AssetCheckSpec,
     AssetKey,
     MetadataValue,
+    PartitionsDefinition,
     multi_asset_check,
 )
 
@@ -47,8 +48,12 @@ SAMPLE_ROWS = 10
 
 @dataclass
 class PartitionTables:
-    """What an invariant sees: one challenge partition of any table (each read once), its scope (definition and
-    object keys), its objects."""
+    """What an invariant sees: one partition of any table (each read once), its scope (definition and object
+    keys), its objects.
+
+    The partition is a challenge's name, or a feed's for the trending monitor's tables (whose invariants never
+    ask for a definition: the scope reads it only when asked).
+    """
 
     scope: ChallengeScope
     object_store: ObjectStore
@@ -77,6 +82,7 @@ class TableCheck:
     description: str
     violations: Callable[[PartitionTables], pl.DataFrame]
     blocking: bool = True
+    partitions_def: PartitionsDefinition = challenge_partitions  # the asset's
 
     @property
     def key(self) -> AssetCheckKey:
@@ -85,7 +91,7 @@ class TableCheck:
     def spec(self) -> AssetCheckSpec:
         return AssetCheckSpec(
             self.name, asset=self.asset, description=self.description, blocking=self.blocking,
-            partitions_def=challenge_partitions,
+            partitions_def=self.partitions_def,
         )
 
 
@@ -96,9 +102,11 @@ def table_check(
     violations: Callable[[PartitionTables], pl.DataFrame],
     *,
     blocking: bool = True,
+    partitions_def: PartitionsDefinition = challenge_partitions,
 ) -> TableCheck:
-    """Declare the check ``name`` of ``asset``: it fails on the rows ``violations`` returns."""
-    return TableCheck(asset, name, description, violations, blocking)
+    """Declare the check ``name`` of ``asset`` (partitioned as ``partitions_def``): it fails on the rows
+    ``violations`` returns."""
+    return TableCheck(asset, name, description, violations, blocking, partitions_def)
 
 
 def check_result(invariant: TableCheck, tables: PartitionTables, log: logging.Logger) -> AssetCheckResult:
@@ -123,7 +131,7 @@ def check_result(invariant: TableCheck, tables: PartitionTables, log: logging.Lo
 
 
 def checks_per_table(checks: Sequence[TableCheck]) -> list[AssetChecksDefinition]:
-    """One op per asset (``<asset>_checks``) running that asset's ``checks`` on the run's challenge partition."""
+    """One op per asset (``<asset>_checks``) running that asset's ``checks`` on the run's partition."""
     by_asset: dict[str, list[TableCheck]] = {}
     for check in checks:
         by_asset.setdefault(check.asset, []).append(check)
