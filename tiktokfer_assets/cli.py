@@ -96,16 +96,18 @@ def reported_runs(instance):
         raise (UsageError if isinstance(cause, USER_ERRORS) else RunFailed)(line) from exc
 
 
-def registered_partition(name: str, instance) -> None:
-    """Refuse ``name`` unless it is registered and a partition of ``instance`` (before Dagster looks for it)."""
+def registered_partition(name: str):
+    """The Dagster instance, once ``name`` is known to be registered and its partition (before Dagster looks)."""
     from tiktokfer_assets.partitions import challenge_partitions
     from tiktokfer_assets.registry import get_challenge
 
     get_challenge(table_store(), name)
+    instance = dagster_instance()
     if not instance.has_dynamic_partition(challenge_partitions.name, name):
         raise UsageError(f"challenge {name!r} is registered in the table store but is no partition of the Dagster "
                          f"instance in DAGSTER_HOME={os.environ['DAGSTER_HOME']}; `tiktokfer challenge add "
                          "FILE.yaml` adds it")
+    return instance
 
 
 def table_store():
@@ -123,10 +125,11 @@ def cmd_challenge_add(args) -> None:
     from tiktokfer_assets.automation.challenge_sensor import check_local_files
     from tiktokfer_assets.registry import register_challenge
 
-    instance, store = dagster_instance(), table_store()
-    for file in args.files:
-        challenge = load_challenge(file)
+    challenges = [load_challenge(file) for file in args.files]
+    for challenge in challenges:
         check_local_files(challenge)  # what a run would fail on: missing folder or baseline, unreadable baseline
+    instance, store = dagster_instance(), table_store()
+    for challenge in challenges:
         changed = register_challenge(challenge, store, instance)
         print(f"{challenge.name}: {'registered' if changed else 'unchanged'} (version {challenge.version})")
 
@@ -180,8 +183,7 @@ def cmd_materialize(args) -> None:
     from tiktokfer_assets.definitions import defs, materialize_challenge
     from tiktokfer_assets.summary import challenge_summary
 
-    instance = dagster_instance()
-    registered_partition(args.name, instance)
+    instance = registered_partition(args.name)
     with reported_runs(instance):
         materialize_challenge(defs, args.name, instance)
     print(challenge_summary(args.name, table_store(), resources_object_store()))
@@ -278,6 +280,9 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
 
 
 def cmd_predict(args) -> None:
+    path = Path(args.path)
+    if not path.is_file():  # before the seconds of importing torch and the models
+        raise ExpressionInputError(f"{path}: no such file")
     import tempfile
 
     from tiktokfer_assets.assets.expression_model import fetch_model
@@ -286,9 +291,6 @@ def cmd_predict(args) -> None:
     from tiktokfer_assets.fetch import require_file
     from tiktokfer_assets.vision.detector import FaceDetector
 
-    path = Path(args.path)
-    if not path.is_file():
-        raise ExpressionInputError(f"{path}: no such file")
     with tempfile.TemporaryDirectory() as tmp:
         model = load_model(fetch_model(args.model, resources_object_store(), dagster_instance, Path(tmp)))
     if path.suffix.lower() not in VIDEO_SUFFIXES:
@@ -330,7 +332,8 @@ def add_fetch(sub) -> None:
 
 def add_challenge(sub) -> None:
     challenge = command(sub, "challenge", None, "register, list and show challenges")
-    actions = challenge.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = challenge.add_subparsers(dest="action", required=True, metavar="ACTION",
+                                       help="what to do (tiktokfer challenge ACTION --help for its arguments)")
     add = command(actions, "add", cmd_challenge_add, "validate challenge YAML files and register them",
                   "Validate challenge YAML files, check their local files, store their definitions and add "
                   "their partitions. A file that registers nothing (same version) is reported unchanged.")
@@ -391,7 +394,8 @@ COMMANDS = (add_fetch, add_challenge, add_status, add_generate, add_materialize,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tiktokfer", description=DESCRIPTION, epilog=EPILOG)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (tiktokfer COMMAND --help for its arguments)")
     for add in COMMANDS:
         add(sub)
     return parser
