@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import os
 import sys
+import textwrap
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,7 @@ EPILOG = """environment:
   DAGSTER_HOME    the Dagster instance that records the runs (default: TIKTOKFER_HOME/dagster)
 
 exit codes: 0 done, 1 a run failed (the line names its failed steps), 2 a user error"""
+HELP_WIDTH = 100  # the epilog's lines are as wide
 NO_CHALLENGES = "no challenges registered; add one with `tiktokfer challenge add FILE.yaml`"
 
 
@@ -317,7 +319,8 @@ class Parser(argparse.ArgumentParser):
 
 def command(sub, name: str, func, summary: str, description: str | None = None) -> argparse.ArgumentParser:
     """A subcommand running ``func``: ``summary`` in its parent's list, ``description`` (else it) in its help."""
-    parser = sub.add_parser(name, help=summary, description=description or summary[0].upper() + summary[1:] + ".")
+    text = description or summary[0].upper() + summary[1:] + "."
+    parser = sub.add_parser(name, help=summary, description=textwrap.fill(text, HELP_WIDTH))
     parser.set_defaults(func=func)
     return parser
 
@@ -349,7 +352,8 @@ def add_status(sub) -> None:
     status = command(sub, "status", cmd_status, "what is stored and what ran, per challenge (read-only)",
                      "Per asset of a challenge: state, rows in the table store, failures the rows record, "
                      "asset checks, last materialisation and its run; then the last run and the last failed "
-                     "run. Without CHALLENGE, one line per registered challenge. Runs and writes nothing.")
+                     "run. Without CHALLENGE, one line per registered challenge. Read-only: it runs nothing and "
+                     "changes no row or partition.")
     status.add_argument("challenge", nargs="?", metavar="CHALLENGE", help="a registered challenge (default: all)")
 
 
