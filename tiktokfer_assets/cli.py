@@ -59,8 +59,7 @@ def dagster_instance():
     """The Dagster instance of ``DAGSTER_HOME``, defaulting to the local one under TIKTOKFER_HOME."""
     import sqlalchemy.exc
     import yaml
-    from dagster import DagsterInstance
-    from dagster._core.errors import DagsterInvalidConfigError
+    from dagster import DagsterInstance, DagsterInvalidConfigError
 
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(home_dir() / "dagster")

@@ -2,8 +2,9 @@
 
 Read-only: it runs nothing, writes no row and adds no partition. The state of an asset
 partition is ``materialised`` (its latest planned materialisation happened), ``failed``
-(its latest planned run failed or was cancelled after its last materialisation),
-``running`` (that run is queued or in progress) or ``missing`` (never materialised).
+(the latest run that planned it failed, or was cancelled, at its step or before any step
+failed), ``skipped`` (that run failed at another step, upstream), ``running`` (that run
+is queued or in progress) or ``missing`` (never materialised).
 """
 
 from __future__ import annotations
