@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, TableColumn, TableSchema
+from dagster import (
+    AssetKey,
+    ConfigurableIOManager,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+)
 
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.tables import PARTITION_COLUMN, SCHEMAS
 
 
+def stored_table(asset_key: AssetKey, metadata: Mapping | None) -> str:
+    """The table an asset is stored in: its ``table`` metadata, else the asset's name."""
+    return (metadata or {}).get("table") or asset_key.path[-1]
+
+
 def table_name(context: OutputContext) -> str:
-    """The table an output is stored in: its ``table`` metadata, else the asset's name."""
-    return (context.definition_metadata or {}).get("table") or context.asset_key.path[-1]
+    """The table an output is stored in (see :func:`stored_table`)."""
+    return stored_table(context.asset_key, context.definition_metadata)
 
 
 def column_schema(table: str | None, df: pl.DataFrame) -> TableSchema:
