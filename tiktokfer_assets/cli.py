@@ -118,8 +118,11 @@ def table_store():
 
 
 def cmd_fetch(args) -> None:
-    for path, fetched in fetch_weights(args.source, args.only):
-        print(f"{'fetched' if fetched else 'ok     '} {path}")
+    results = list(fetch_weights(args.source, args.only))
+    for path, fetched in results:
+        if fetched or args.verbose:
+            print(f"{'fetched' if fetched else 'ok     '} {path}")
+    print(f"{len(results)} files verified by sha256, {sum(fetched for _, fetched in results)} fetched")
 
 
 def cmd_challenge_add(args) -> None:
@@ -330,6 +333,7 @@ def add_fetch(sub) -> None:
                        help="local folder laid out like the manifest (default: $TIKTOKFER_FETCH_SOURCE, else the URLs)")
     fetch.add_argument("--only", default=None, metavar="PREFIX",
                        help="only manifest paths starting with PREFIX (e.g. weights/)")
+    fetch.add_argument("--verbose", action="store_true", help="list every file, not only those fetched")
 
 
 def add_challenge(sub) -> None:
