@@ -25,6 +25,14 @@ class TrainConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     dropout: float = 0.2
+    head_init: str = "probe"
+    """``probe``: the head starts as the logistic-regression probe on the frozen features (LP-FT); ``random``."""
+    warmup_epochs: int = 1
+    """Linear learning-rate warm-up (per step) before the cosine decay."""
+    freeze_bn: bool = True
+    """Keep the checkpoint's batch-norm statistics (BN layers in eval mode; their scale and shift still learn)."""
+    augmentation: str = "trivial"
+    """One of ``preprocess.AUGMENTATIONS``."""
     seed: int = 0
 
     def to_dict(self) -> dict:
