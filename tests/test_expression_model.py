@@ -23,6 +23,7 @@ from tiktokfer_assets.expression.data import (
     split_by_file,
 )
 from tiktokfer_assets.expression.metrics import classification_metrics
+from tiktokfer_assets.expression.probe import ABSENT_BIAS, C_GRID, SCALE_GRID, fit_probe, head_weights, logit_scale
 from tiktokfer_assets.expression.release import external_test
 from tiktokfer_assets.expression.settings import TrainConfig
 from tiktokfer_assets.expression.train import (
@@ -104,11 +105,28 @@ def test_metrics_macro_f1_and_confusion():
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)  # "c" absent from both: not averaged
 
 
+def test_probe_head_computes_the_probe_logits():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 8)) * np.arange(1, 9) + 5  # features on unequal scales, off-centre
+    y = rng.integers(0, 3, 90)
+    x[y == 1, 0] += 3  # something to learn
+    probe = fit_probe(x[:60], y[:60], x[60:], y[60:], ["a", "b", "c", "absent"])
+    assert probe.c in C_GRID and probe.val_macro_f1 is not None
+    weight, bias = head_weights(probe, 4, scale=2.0)
+    logits = (torch.as_tensor(x, dtype=torch.float32) @ weight.T + bias).numpy()
+    np.testing.assert_allclose(logits[:, :3], 2 * probe.pipeline.decision_function(x), rtol=1e-4, atol=1e-4)
+    assert (logits[:, 3] == ABSENT_BIAS).all()
+    assert logit_scale(probe, x[60:], y[60:]) in SCALE_GRID
+
+
 @pytest.mark.slow
 def test_fine_tuned_model_beats_chance_on_held_out_photos(photos, trained):
     _, classes, crops, labels = photos
     result, epochs = trained
-    assert [e.epoch for e in epochs] == [1, 2, 3] and result.best_epoch in (1, 2, 3)
+    assert [e.epoch for e in epochs] == [1, 2, 3] and result.best_epoch in (0, 1, 2, 3)  # 0: the probe's head
+    # LP-FT: the kept state is the probe's head or an epoch that beat it on val
+    val = classification_metrics(labels["val"], predict_proba(result.model, crops["val"]).argmax(1), classes)
+    assert val["macro_f1"] >= result.probe.val_macro_f1 - 1e-6
     metrics = classification_metrics(labels["test"], predict_proba(result.model, crops["test"]).argmax(1), classes)
     # measured: macro-F1 0.370 (accuracy 0.392) on the 120 held-out photos; chance is 1/6 = 0.167
     assert metrics["macro_f1"] > 0.30

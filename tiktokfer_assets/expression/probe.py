@@ -28,6 +28,10 @@ ABSENT_BIAS = -30.0
 """Logit of a class the probe never saw (probability about e-30 of the others')."""
 
 
+SCALE_GRID = tuple(2.0**k for k in range(7))
+"""Factors tried on the probe's logits (1 to 64) when it becomes a head (:func:`logit_scale`)."""
+
+
 @dataclass(frozen=True)
 class Probe:
     pipeline: Pipeline
@@ -65,13 +69,27 @@ def fit_probe(
     return Probe(fitted[best], best, scores[best])
 
 
-def head_weights(probe: Probe, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def logit_scale(probe: Probe, x: np.ndarray, y: np.ndarray) -> float:
+    """The factor of ``SCALE_GRID`` that gives the probe's logits the lowest log-loss on ``(x, y)``.
+
+    A strongly regularised probe (small ``C``) is right but unsure: its logits are near 0 and
+    its loss near ``ln(classes)``, so fine-tuning from it starts with large gradients that
+    distort the backbone; scaled (temperature calibration), it starts confident where it is right."""
+    logits = torch.as_tensor(probe.pipeline.decision_function(x), dtype=torch.float32)
+    if logits.ndim == 1:  # binary: the logit of classes_[1], as in head_weights
+        logits = torch.stack([-logits / 2, logits / 2], dim=1)
+    target = torch.as_tensor(np.searchsorted(probe.pipeline[-1].classes_, y))
+    losses = {s: torch.nn.functional.cross_entropy(logits * s, target).item() for s in SCALE_GRID}
+    return min(losses, key=losses.get)
+
+
+def head_weights(probe: Probe, num_classes: int, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(weight (classes, dim), bias (classes,))`` of the linear layer equal to the probe's decision function.
 
     Classes absent from the probe's train labels get a zero weight and ``ABSENT_BIAS``."""
     scaler, model = probe.pipeline[0], probe.pipeline[-1]
-    coef = model.coef_ / scaler.scale_
-    intercept = model.intercept_ - coef @ scaler.mean_
+    coef = scale * model.coef_ / scaler.scale_
+    intercept = scale * model.intercept_ - coef @ scaler.mean_
     if coef.shape[0] == 1:  # binary: sklearn keeps one row, the logit of classes_[1]
         coef, intercept = np.stack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
     weight = torch.zeros((num_classes, coef.shape[1]))

@@ -20,13 +20,15 @@ class TrainConfig:
     epochs: int = 30
     patience: int = 6
     batch_size: int = 32
-    head_lr: float = 3e-3
-    backbone_lr: float = 3e-4
+    head_lr: float = 3e-4
+    backbone_lr: float = 3e-5
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     dropout: float = 0.2
     head_init: str = "probe"
     """``probe``: the head starts as the logistic-regression probe on the frozen features (LP-FT); ``random``."""
+    calibrate_head: bool = True
+    """Scale the probe's logits to its lowest val log-loss before fine-tuning (:func:`probe.logit_scale`)."""
     warmup_epochs: int = 1
     """Linear learning-rate warm-up (per step) before the cosine decay."""
     freeze_bn: bool = True

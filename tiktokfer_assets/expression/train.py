@@ -1,11 +1,16 @@
-"""Fine-tuning a backbone with a new head: weighted loss, early stopping on val, seeded, AMP on CUDA.
+"""Fine-tuning a backbone with a new head: LP-FT, weighted loss, early stopping on val, seeded, AMP on CUDA.
 
-The whole network is trained (AdamW; the backbone at a tenth of the head's learning
-rate, cosine decay over ``epochs``), with cross-entropy weighted by inverse class
-frequency (so a class with few faces counts as much as a large one) and label
-smoothing. After each epoch the model is evaluated on val; the state with the best
-val macro-F1 is kept, and training stops after ``patience`` epochs without
-improvement. Without a val split every epoch runs and the last state is kept.
+LP-FT (``head_init="probe"``): the head starts as the logistic-regression probe on the
+frozen features (:mod:`probe`), its logits scaled to the probe's best val log-loss
+(``calibrate_head``), and the state before the first epoch counts as epoch 0; then
+the whole network is trained (AdamW; the backbone at a tenth of the head's learning
+rate; linear warm-up over ``warmup_epochs`` then cosine decay, per step; batch norm
+kept at the checkpoint's statistics with ``freeze_bn``), with cross-entropy weighted
+by inverse class frequency (so a class with few faces counts as much as a large one)
+and label smoothing. After each epoch the model is evaluated on val; the state with
+the best val macro-F1 is kept (so never one worse on val than the probe), and training
+stops after ``patience`` epochs without improvement. Without a val split every epoch
+runs and the last state is kept.
 
 Determinism: the run draws every random number (head initialisation, batch order,
 augmentation, dropout) from torch's generator seeded with ``seed`` inside a forked
@@ -29,7 +34,7 @@ import torch.nn.functional as F
 from tiktokfer_assets.expression.backbones import ExpressionNet
 from tiktokfer_assets.expression.metrics import classification_metrics
 from tiktokfer_assets.expression.preprocess import eval_transform, train_transform
-from tiktokfer_assets.expression.probe import Probe, fit_probe, frozen_features, head_weights
+from tiktokfer_assets.expression.probe import Probe, fit_probe, frozen_features, head_weights, logit_scale
 from tiktokfer_assets.expression.settings import TrainConfig
 
 PREDICT_BATCH = 128
@@ -109,11 +114,19 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
-def init_head_from_probe(model: ExpressionNet, train_crops, train_labels, val_crops, val_labels, classes) -> Probe:
-    """Fit the probe on the frozen features and copy it into the head's linear layer (the LP of LP-FT)."""
+def init_head_from_probe(
+    model: ExpressionNet, train_crops, train_labels, val_crops, val_labels, classes, calibrate: bool
+) -> Probe:
+    """Fit the probe on the frozen features and copy it into the head's linear layer (the LP of LP-FT).
+
+    ``calibrate``: its logits scaled by :func:`probe.logit_scale` on val (train without val)."""
     train_x, val_x = (frozen_features(model.features, model.input_size, c) for c in (train_crops, val_crops))
     probe = fit_probe(train_x, train_labels.numpy(), val_x, val_labels.numpy(), classes)
-    weight, bias = head_weights(probe, len(classes))
+    scale = 1.0
+    if calibrate:
+        scale = logit_scale(probe, val_x, val_labels.numpy()) if len(val_x) else logit_scale(
+            probe, train_x, train_labels.numpy())
+    weight, bias = head_weights(probe, len(classes), scale)
     linear = model.head[-1]
     with torch.no_grad():
         linear.weight.copy_(weight)
@@ -153,7 +166,9 @@ def train_classifier(
         weights = class_weights(train_labels, len(classes))
         best_f1, best_state, stale = -1.0, None, 0
         if config.head_init == "probe":
-            result.probe = init_head_from_probe(model, train_crops, train_labels, val_crops, val_labels, classes)
+            result.probe = init_head_from_probe(
+                model, train_crops, train_labels, val_crops, val_labels, classes, config.calibrate_head
+            )
             if result.probe.val_macro_f1 is not None:  # epoch 0: the probe itself, kept if no epoch beats it
                 best_f1 = _evaluate(model, val_crops, val_labels, weights, classes)[2]
                 best_state = _copy_state(model)
