@@ -1,7 +1,7 @@
 """The expression classifier on the real labelled photos (media/expressions): training, metrics, artifact, prediction.
 
-One model is fine-tuned per module (RetinaFace's MobileNet-0.25 body, the cheaper
-backbone, 3 epochs on 30 photos per class) and shared by the tests.
+One model is fine-tuned per module (RetinaFace's MobileNet-0.25 body, the default and
+cheaper backbone, LP-FT for 3 epochs on 30 photos per class) and shared by the tests.
 """
 
 from __future__ import annotations
