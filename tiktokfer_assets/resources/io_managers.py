@@ -12,6 +12,7 @@ from dagster import (
     MetadataValue,
     OutputContext,
     TableColumn,
+    TableRecord,
     TableSchema,
 )
 
@@ -52,6 +53,22 @@ def markdown_preview(df: pl.DataFrame, rows: int = 10, max_chars: int = 60) -> s
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * head.width]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.iter_rows()]
     return "\n".join(lines)
+
+
+def column_kind(dtype: pl.DataType) -> str:
+    """The Dagster table column type of a polars dtype: ``int``, ``float``, ``bool`` or ``string``."""
+    if dtype.is_integer():
+        return "int"
+    if dtype.is_float():
+        return "float"
+    return "bool" if dtype == pl.Boolean else "string"
+
+
+def table_metadata(df: pl.DataFrame, rows: int | None = None) -> MetadataValue:
+    """``MetadataValue.table`` of the frame (its first ``rows``; all when ``None``), typed by its dtypes."""
+    head = df if rows is None else df.head(rows)
+    schema = TableSchema(columns=[TableColumn(name, column_kind(dtype)) for name, dtype in head.schema.items()])
+    return MetadataValue.table([TableRecord(row) for row in head.to_dicts()], schema=schema)
 
 
 class PolarsTableIOManager(ConfigurableIOManager):
