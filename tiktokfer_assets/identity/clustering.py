@@ -41,8 +41,8 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from tiktokfer_assets.identity.hamming import components
 
 Method = Literal["threshold", "average", "hdbscan"]
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -237,11 +237,6 @@ def _hdbscan_labels(unit: np.ndarray, min_cluster_size: int) -> np.ndarray:
     return labels
 
 
-def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
-
-
 def _index_pairs(
     constraints: Collection[frozenset[str]], position: Mapping[str, int], kind: str
 ) -> list[tuple[int, int]]:
@@ -295,7 +290,7 @@ def cluster_tracks(
         if threshold is None or pairs is None:
             raise ValueError(f"method {method!r} needs pairs and a threshold")
         strong = sim >= threshold
-        groups = _components(n, np.r_[i[strong], must_i], np.r_[j[strong], must_j])
+        groups = components(n, (np.r_[i[strong], must_i], np.r_[j[strong], must_j]))
     elif method == "hdbscan":
         if vectors is None or len(vectors) != n:
             raise ValueError("method 'hdbscan' needs one vector per track")
@@ -303,7 +298,7 @@ def cluster_tracks(
         unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         clusters = _hdbscan_labels(unit, min_cluster_size) if n > 1 else np.zeros(n, dtype=np.int64)
         _, first, inverse = np.unique(clusters, return_index=True, return_inverse=True)
-        groups = _components(n, np.r_[np.arange(n), must_i], np.r_[first[inverse], must_j])
+        groups = components(n, (np.r_[np.arange(n), must_i], np.r_[first[inverse], must_j]))
     else:
         raise ValueError(f"unknown clustering method {method!r}")
 
