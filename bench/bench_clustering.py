@@ -36,7 +36,7 @@ live memory of the similarity step on 20k tracks).
 Measured (2-core machine shared with other jobs, load 7-11, CPU seconds), one 512-d identity,
 k=20, threshold 0.5: 2k / 8k / 32k tracks in 0.7 / 3.8 / 24.1 s (x5.7, x6.3 per 4x; heap
 operations x4.8, x4.4: the rest is a heap and dicts outgrowing the caches); before the lazy heap
-re-pushed every neighbour of a merged cluster: 18.5 s for 2k, 8k not done in 280 s.
+re-pushed every neighbour of a merged cluster: 9.8 s CPU for 2k, 8k not done in 280 s wall.
 """
 
 from __future__ import annotations
