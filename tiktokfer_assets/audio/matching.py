@@ -83,7 +83,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import fft as sp_fft
 from scipy import linalg as sp_linalg
-from scipy import signal as sp_signal
 
 from tiktokfer_assets.audio.decode import is_silent
 from tiktokfer_assets.audio.lines import Line, Votes, best_line
@@ -215,6 +214,8 @@ def _to_work_rate(x: np.ndarray, sample_rate: int) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if sample_rate == WORK_RATE:
         return x
+    from scipy import signal as sp_signal  # 2.2 s CPU to import, with scipy.stats: not at the import
+
     g = math.gcd(WORK_RATE, sample_rate)
     return sp_signal.resample_poly(x, WORK_RATE // g, sample_rate // g).astype(np.float32)
 

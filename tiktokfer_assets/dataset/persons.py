@@ -20,10 +20,9 @@ from itertools import combinations
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from tiktokfer_assets.identity.clustering import cluster_tracks
+from tiktokfer_assets.identity.hamming import components
 
 NEIGHBOURS = 20
 """Most similar individuals kept per individual when linking (the top-k graph)."""
@@ -114,7 +113,7 @@ def link_persons(keys: list[str], means: np.ndarray, threshold: float, earlier: 
     # cannot-links only matter inside a component of the candidate graph: list them there, not over all pairs
     rows = np.r_[i, [position[a] for a, _ in must_pairs]].astype(np.int64)
     cols = np.r_[j, [position[b] for _, b in must_pairs]].astype(np.int64)
-    _, component = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
+    component = components(n, (rows, cols))
     cannot = set()
     for label in np.unique(component):
         members = [keys[k] for k in np.flatnonzero(component == label)]

@@ -41,8 +41,8 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from tiktokfer_assets.identity.hamming import components
 
 Method = Literal["threshold", "average", "hdbscan"]
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -168,13 +168,21 @@ def _average_linkage(
 
     The linkage of two clusters is the mean similarity of the pairs between them
     that are in the graph. Clusters are merged in order of highest linkage while it
-    is at least ``threshold`` (ties by cluster index); a merge of two clusters
+    is at least ``threshold`` (ties by cluster key); a merge of two clusters
     holding a cannot-link pair is refused for good (clusters only grow, so the
     conflict stays).
+
+    A lazy max-heap of linkages: an entry is stale once a side has merged away or
+    the pair's linkage has changed. A merge changes only the linkages to the
+    neighbours of the cluster with fewer neighbours, which is folded into the other
+    (the survivor keeps its key), so each merge pushes min(degrees) entries and the
+    whole run O(E log E) of them for E pairs. Re-pushing every neighbour of the
+    merged cluster instead made one large connected cluster ~n^2.3 (144 s for 8k
+    tracks); ``bench/bench_clustering.py --large-cluster`` measures this one.
     """
     uf = _ConstrainedUnionFind(n, cannot)
     _apply_must_links(uf, must, names)
-    # (sum of similarities, number of pairs) between clusters, keyed by cluster root.
+    # (sum of similarities, number of pairs) between clusters, keyed by a member of each cluster.
     between: defaultdict[int, dict[int, tuple[float, int]]] = defaultdict(dict)
     i, j, sim = edges
     for a, b, s in zip(i.tolist(), j.tolist(), sim.tolist()):
@@ -182,35 +190,38 @@ def _average_linkage(
         if a != b:
             total, count = between[a].get(b, (0.0, 0))
             between[a][b] = between[b][a] = (total + s, count + 1)
-    version = [0] * n
 
-    def entry(a: int, b: int) -> tuple[float, int, int, int, int]:
-        a, b = min(a, b), max(a, b)
-        total, count = between[a][b]
-        return (-total / count, a, b, version[a], version[b])
+    def entry(a: int, b: int, mean: float) -> tuple[float, int]:
+        return (-mean, min(a, b) * n + max(a, b))  # the pair as one int: a smaller heap, same order as (a, b)
 
-    heap = [entry(a, b) for a, nbrs in between.items() for b in nbrs if a < b]
+    # Only linkages at or above the threshold can merge: a pair below it is pushed again if it rises.
+    heap = [
+        entry(a, b, total / count)
+        for a, nbrs in between.items()
+        for b, (total, count) in nbrs.items()
+        if a < b and total / count >= threshold
+    ]
     heapq.heapify(heap)
+    push, pop = heapq.heappush, heapq.heappop
     while heap:
-        neg_mean, a, b, version_a, version_b = heapq.heappop(heap)
-        if -neg_mean < threshold:
-            break
-        if version_a != version[a] or version_b != version[b] or uf.find(a) != a or uf.find(b) != b:
-            continue  # stale entry: a side has merged since
+        neg_mean, pair = pop(heap)
+        a, b = divmod(pair, n)
+        link = between.get(a, {}).get(b)
+        if link is None or -link[0] / link[1] != neg_mean:
+            continue  # stale entry: a side has merged away, or their linkage has changed since
         if not uf.union(a, b):
             continue  # a cannot-link pair would end up together
-        root, gone = (a, b) if uf.find(a) == a else (b, a)
-        version[root] += 1
-        nbrs_root, nbrs_gone = between.pop(root), between.pop(gone)
-        del nbrs_root[gone], nbrs_gone[root]
+        keep, gone = (a, b) if len(between[a]) >= len(between[b]) else (b, a)
+        nbrs_keep, nbrs_gone = between[keep], between.pop(gone)
+        del nbrs_keep[gone], nbrs_gone[keep]
         for other, (total, count) in nbrs_gone.items():
-            total_root, count_root = nbrs_root.get(other, (0.0, 0))
-            nbrs_root[other] = (total_root + total, count_root + count)
-            del between[other][gone]
-        between[root] = nbrs_root
-        for other, link in nbrs_root.items():
-            between[other][root] = link
-            heapq.heappush(heap, entry(root, other))
+            total_keep, count_keep = nbrs_keep.get(other, (0.0, 0))
+            merged = nbrs_keep[other] = (total_keep + total, count_keep + count)
+            nbrs_other = between[other]
+            del nbrs_other[gone]
+            nbrs_other[keep] = merged
+            if merged[0] / merged[1] >= threshold:
+                push(heap, entry(keep, other, merged[0] / merged[1]))
     return uf.labels()
 
 
@@ -224,11 +235,6 @@ def _hdbscan_labels(unit: np.ndarray, min_cluster_size: int) -> np.ndarray:
     noise = labels < 0
     labels[noise] = labels.max(initial=-1) + 1 + np.arange(noise.sum())
     return labels
-
-
-def _components(n: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
 
 
 def _index_pairs(
@@ -284,7 +290,7 @@ def cluster_tracks(
         if threshold is None or pairs is None:
             raise ValueError(f"method {method!r} needs pairs and a threshold")
         strong = sim >= threshold
-        groups = _components(n, np.r_[i[strong], must_i], np.r_[j[strong], must_j])
+        groups = components(n, (np.r_[i[strong], must_i], np.r_[j[strong], must_j]))
     elif method == "hdbscan":
         if vectors is None or len(vectors) != n:
             raise ValueError("method 'hdbscan' needs one vector per track")
@@ -292,7 +298,7 @@ def cluster_tracks(
         unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         clusters = _hdbscan_labels(unit, min_cluster_size) if n > 1 else np.zeros(n, dtype=np.int64)
         _, first, inverse = np.unique(clusters, return_index=True, return_inverse=True)
-        groups = _components(n, np.r_[np.arange(n), must_i], np.r_[first[inverse], must_j])
+        groups = components(n, (np.r_[np.arange(n), must_i], np.r_[first[inverse], must_j]))
     else:
         raise ValueError(f"unknown clustering method {method!r}")
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy.optimize import linear_sum_assignment
 
 # Cost given to inadmissible links in the assignment problem: larger than any sum of
 # admissible costs, so the solver first maximises the number of admissible links.
@@ -148,6 +147,8 @@ def track_video(
                 np.minimum(cost_pred, cost_last),
                 np.where(ok_pred, cost_pred, np.where(ok_last, cost_last, _INADMISSIBLE)),
             )
+            from scipy.optimize import linear_sum_assignment  # 1.0 s CPU to import: not at the code location's
+
             rows, cols = linear_sum_assignment(cost)
             keep = cost[rows, cols] < _INADMISSIBLE
             assigned[cols[keep]] = live[rows[keep]]
