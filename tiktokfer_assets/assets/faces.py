@@ -159,14 +159,15 @@ def faces(
     object_store: ObjectStore,
     gpu: GpuResource,
 ):
-    from tiktokfer_assets.vision.detector import FaceDetector
+    from tiktokfer_assets.vision.detector import CPU_BATCH_SIZE, FaceDetector
 
     challenge = context.partition_key
     weights = require_file(RETINAFACE_WEIGHTS)
     detector = gpu.model(
         f"retinaface:{config.score_threshold}:{config.max_size}",
         lambda device, batch_size: FaceDetector(
-            weights, device, batch_size, config.score_threshold, max_size=config.max_size
+            weights, device, min(batch_size, CPU_BATCH_SIZE) if device == "cpu" else batch_size,
+            config.score_threshold, max_size=config.max_size,
         ),
     )
     context.log.info(
