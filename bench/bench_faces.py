@@ -48,15 +48,17 @@ from tiktokfer_assets.assets.faces import FacesConfig, detect_and_store, face_cr
 from tiktokfer_assets.assets.individuals import EmbeddingConfig
 from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder, embed_stored_crops
 from tiktokfer_assets.media.frames import FrameExtractionError, iter_frames
-from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.resources.object_store import LocalObjectStore
 from tiktokfer_assets.tables import LANDMARK_COLUMNS
 from tiktokfer_assets.testkit.generator import build_challenge
 from tiktokfer_assets.vision.crops import decode_image, encode_jpeg
 from tiktokfer_assets.vision.detector import FaceDetector
 from tiktokfer_assets.vision.upright import redetect_sideways
+from tiktokfer_assets.weights import destination_of
 
-WEIGHTS = weights_dir() / "retinaface_mobilenet0.25.pth"
+WEIGHTS = destination_of(RETINAFACE_WEIGHTS)
 
 
 def _sync(device: torch.device) -> None:

@@ -13,10 +13,12 @@ from dagster import (
     multi_asset,
 )
 
-from tiktokfer_assets.fetch import require_file
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import ALIGNED, FACES, ChallengeScope, challenge_scope
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.align import (
     ARCFACE_SIZE,
@@ -27,11 +29,11 @@ from tiktokfer_assets.vision.align import (
 )
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image, encode_jpeg, upright_crop
 from tiktokfer_assets.vision.pipeline import model_parallelism, pipelined
+from tiktokfer_assets.weights import require_file
 
 if TYPE_CHECKING:  # the detector imports torch: only the step that runs it pays for it
     from tiktokfer_assets.vision.detector import Detection
 
-RETINAFACE_WEIGHTS = "weights/retinaface_mobilenet0.25.pth"
 NOFACE_COLUMNS = ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label", "expression")
 
 
@@ -94,8 +96,8 @@ def png_markdown(png: bytes, alt: str) -> MetadataValue:
     return MetadataValue.md(png_image_md(png, alt))
 
 
-def detect_and_store(frames: pl.DataFrame, challenge: str, detector, object_store: ObjectStore, config: FacesConfig,
-                     log) -> tuple[list[dict], list[dict], list]:
+def detect_and_store(frames: pl.DataFrame, scope: ChallengeScope, detector, object_store: ObjectStore,
+                     config: FacesConfig, log) -> tuple[list[dict], list[dict], list]:
     """Face rows, rows of the frames without a face, and a sample of context crops, with every crop stored.
 
     Frames are decoded and their crops cut, aligned, encoded and stored on a thread pool while the
@@ -108,7 +110,7 @@ def detect_and_store(frames: pl.DataFrame, challenge: str, detector, object_stor
         found = []
         for rank, detection in enumerate(detections):
             crop, aligned, roll, aligned_roll = face_crops(image, detection, config.margin)
-            keys = tuple(f"{kind}/{challenge}/{frame['frame_id']}_{rank}.jpg" for kind in ("faces", "aligned"))
+            keys = (scope.face_key(frame["frame_id"], rank), scope.aligned_key(frame["frame_id"], rank))
             for key, picture in zip(keys, (crop, aligned)):
                 object_store.put_bytes(key, encode_jpeg(picture, config.jpeg_quality))
             found.append((face_row(frame, rank, detection, keys, (roll, aligned_roll)), crop))
@@ -134,17 +136,18 @@ def detect_and_store(frames: pl.DataFrame, challenge: str, detector, object_stor
                 if len(sample) < config.contact_sheet_faces and rank == 0 and len(face_rows) % 3 == 1:
                     sample.append(crop)
             if done % chunk == 0 or done == len(ordered):
-                log.info(f"{challenge}: {done}/{len(ordered)} frames, {len(face_rows)} faces")
+                log.info(f"{scope.name}: {done}/{len(ordered)} frames, {len(face_rows)} faces")
     return face_rows, noface_rows, sample
 
 
 @multi_asset(
     outs={
-        "faces": AssetOut(io_manager_key="table_io_manager", description=(
+        "faces": AssetOut(io_manager_key="table_io_manager", kinds={"polars", "pytorch"}, description=(
             "One row per detected face: box, score, landmarks, rotation, upright and aligned crop keys, "
             "prompt label and expression.")),
         "nofaces": AssetOut(
-            io_manager_key="table_io_manager", description="Frames without any face, even after the 90-degree retries."
+            io_manager_key="table_io_manager", kinds={"polars"},
+            description="Frames without any face, even after the 90-degree retries.",
         ),
     },
     partitions_def=challenge_partitions,
@@ -157,11 +160,13 @@ def faces(
     config: FacesConfig,
     frames: pl.DataFrame,
     object_store: ObjectStore,
+    table_store: TableStore,
     gpu: GpuResource,
 ):
     from tiktokfer_assets.vision.detector import CPU_BATCH_SIZE, FaceDetector
 
-    challenge = context.partition_key
+    scope = challenge_scope(context, table_store)
+    challenge = scope.name
     weights = require_file(RETINAFACE_WEIGHTS)
     detector = gpu.model(
         f"retinaface:{config.score_threshold}:{config.max_size}",
@@ -173,11 +178,11 @@ def faces(
     context.log.info(
         f"{challenge}: detecting faces in {frames.height} frames on {detector.device} (batch {detector.batch_size})"
     )
-    face_rows, noface_rows, sample = detect_and_store(frames, challenge, detector, object_store, config, context.log)
+    face_rows, noface_rows, sample = detect_and_store(frames, scope, detector, object_store, config, context.log)
     table = conform("faces", face_rows).sort("face_id")
     nofaces_table = conform("nofaces", noface_rows).sort("frame_id")
-    removed = object_store.delete_prefix(f"faces/{challenge}/", keep=set(table["object_key"]))
-    removed += object_store.delete_prefix(f"aligned/{challenge}/", keep=set(table["aligned_key"]))
+    removed = object_store.delete_prefix(scope.prefix(FACES), keep=set(table["object_key"]))
+    removed += object_store.delete_prefix(scope.prefix(ALIGNED), keep=set(table["aligned_key"]))
     metadata = {
         "faces": table.height,
         "frames_with_faces": table["frame_id"].n_unique(),
@@ -188,7 +193,7 @@ def faces(
     }
     if sample:
         sheet = contact_sheet(sample)
-        sheet_key = f"reports/{challenge}/faces_contact_sheet.png"
+        sheet_key = scope.report_key("faces_contact_sheet.png")
         object_store.put_bytes(sheet_key, sheet)
         metadata["contact_sheet"] = png_markdown(sheet, "contact sheet")
         metadata["contact_sheet_uri"] = MetadataValue.path(object_store.uri(sheet_key))

@@ -17,6 +17,8 @@ from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import challenge_scope
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image
 
@@ -41,6 +43,7 @@ class EmbeddingConfig(Config):
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="parquet_io_manager",
+    kinds={"parquet", "pytorch"},
     group_name="individuals",
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
@@ -125,14 +128,17 @@ def flag_baseline_creator(final: pl.DataFrame, baseline_video_id: str | None) ->
     outs={
         "faces_with_intra_ind": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars"},
             description="Faces with their track within the video (coordinate tracking).",
         ),
         "similarities": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars", "pytorch"},
             description="Cosine similarity of track mean embeddings: top-k pairs above a floor.",
         ),
         "individuals": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars"},
             metadata={"table": "faces_with_final_ind"},
             description="Faces with their individual across videos, after manual corrections "
             "(table faces_with_final_ind).",
@@ -149,10 +155,11 @@ def individuals(
     videos: pl.DataFrame,
     gpu: GpuResource,
     object_store: ObjectStore,
+    table_store: TableStore,
 ):
     from tiktokfer_assets.identity.similarity import top_k_similarities, track_means  # torch: lazily
 
-    challenge = context.partition_key
+    challenge = challenge_scope(context, table_store).name
     face_columns = [c for c in faces.columns if c != "challenge"]
     tracked = assign_tracks(faces.select(face_columns))
     yield Output(conform("faces_with_intra_ind", tracked).sort("face_id"), "faces_with_intra_ind", metadata={
