@@ -58,6 +58,7 @@ from tiktokfer_assets.media.frames import FrameExtractionError, iter_frames
 from tiktokfer_assets.models import RETINAFACE_WEIGHTS
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.resources.object_store import LocalObjectStore
+from tiktokfer_assets.scope import ChallengeScope
 from tiktokfer_assets.tables import LANDMARK_COLUMNS
 from tiktokfer_assets.testkit.generator import build_challenge
 from tiktokfer_assets.vision.crops import decode_image, encode_jpeg
@@ -156,7 +157,8 @@ def pipelined_steps(frames: pl.DataFrame, store: LocalObjectStore, detector: Fac
                     embedder: MobileFaceNetEmbedder, batch_size: int) -> tuple[pl.DataFrame, np.ndarray]:
     """The faces and face_embeddings assets' code now, with detection batch ``batch_size``."""
     detector.batch_size = batch_size
-    face_rows, _, _ = detect_and_store(frames, "pipeline", detector, store, FacesConfig(), logging.getLogger("bench"))
+    scope = ChallengeScope("pipeline", table_store=None)  # keys only: no definition is read
+    face_rows, _, _ = detect_and_store(frames, scope, detector, store, FacesConfig(), logging.getLogger("bench"))
     faces = pl.DataFrame(face_rows).sort("frame_id", "face_id")
     chunk = EmbeddingConfig().chunk_faces
     return faces, embed_stored_crops(embedder, faces["aligned_key"].to_list(), store.get_bytes, chunk)
