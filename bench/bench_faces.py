@@ -27,7 +27,10 @@
    0.8 frames/s, 398 CPU-ms/frame; serial on 1 torch thread 2.0 frames/s, 117; pipeline batch 4
    3.4 frames/s (x4.46), 117 CPU-ms/frame (x3.41 less); batch 16 2.9 frames/s (x3.77), 118.
    Embeddings from the stored crops against aligned from the frame: cosine min 0.9946, median
-   0.9985 (45 faces; 193 faces of all 227 frames: min 0.9946, median 0.9986).
+   0.9985 (45 faces; 193 faces of all 227 frames: min 0.9946, median 0.9986). ``--upscale 2``
+   (720x1280, 57 frames, load average ~6, 2 rounds): serial 2.2 frames/s, 379 CPU-ms/frame; on 1
+   torch thread 4.1, 178; pipeline batch 4 4.9 frames/s (x2.24), 188 CPU-ms/frame (x2.01 less).
+   Most of the gain is torch on one thread per model call; the pipeline adds x1.2 over that loop.
 
 Runs alternate within a round and the median of the per-round speed-ups is reported, so
 load from other processes hits both alike.
