@@ -18,7 +18,7 @@ from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
-from tiktokfer_assets.scope import ALIGNED, FACES, challenge_scope
+from tiktokfer_assets.scope import ALIGNED, FACES, ChallengeScope, challenge_scope
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.align import (
     ARCFACE_SIZE,
@@ -28,6 +28,7 @@ from tiktokfer_assets.vision.align import (
     roll_degrees,
 )
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image, encode_jpeg, upright_crop
+from tiktokfer_assets.vision.pipeline import model_parallelism, pipelined
 from tiktokfer_assets.weights import require_file
 
 if TYPE_CHECKING:  # the detector imports torch: only the step that runs it pays for it
@@ -44,8 +45,9 @@ class FacesConfig(Config):
     """Context crop margin on each side, as a fraction of the box's longer side (the aligned crop is fixed:
     112x112 on the ArcFace template)."""
     jpeg_quality: int = 90
-    chunk_frames: int = 256
-    """Frames decoded and held in memory at once; the detector batches within a chunk."""
+    chunk_frames: int = 32
+    """Frames per detector call (it batches within them); a chunk is decoded ahead and one finished behind
+    on a thread pool while the detector runs, so about four chunks are held in memory at once."""
     contact_sheet_faces: int = 48
 
 
@@ -94,6 +96,50 @@ def png_markdown(png: bytes, alt: str) -> MetadataValue:
     return MetadataValue.md(png_image_md(png, alt))
 
 
+def detect_and_store(frames: pl.DataFrame, scope: ChallengeScope, detector, object_store: ObjectStore,
+                     config: FacesConfig, log) -> tuple[list[dict], list[dict], list]:
+    """Face rows, rows of the frames without a face, and a sample of context crops, with every crop stored.
+
+    Frames are decoded and their crops cut, aligned, encoded and stored on a thread pool while the
+    detector runs on the next chunk (:func:`~tiktokfer_assets.vision.pipeline.pipelined`; on CPU one
+    chunk per core at once).
+    """
+    from tiktokfer_assets.vision.upright import redetect_sideways
+
+    def store_faces(frame: dict, image, detections: list) -> list[tuple[dict, object]]:
+        found = []
+        for rank, detection in enumerate(detections):
+            crop, aligned, roll, aligned_roll = face_crops(image, detection, config.margin)
+            keys = (scope.face_key(frame["frame_id"], rank), scope.aligned_key(frame["frame_id"], rank))
+            for key, picture in zip(keys, (crop, aligned)):
+                object_store.put_bytes(key, encode_jpeg(picture, config.jpeg_quality))
+            found.append((face_row(frame, rank, detection, keys, (roll, aligned_roll)), crop))
+        return found
+
+    face_rows, noface_rows, sample = [], [], []
+    ordered = frames.sort("frame_id").to_dicts()
+    chunk = max(config.chunk_frames, detector.batch_size)  # the device always gets full batches
+    with model_parallelism(detector.device) as parallel:
+        stages = pipelined(
+            ordered,
+            lambda frame: decode_image(object_store.get_bytes(frame["object_key"])),
+            lambda images: redetect_sideways(detector, images, detector.detect(images)),
+            store_faces,
+            chunk,
+            parallel,
+        )
+        for done, (frame, found) in enumerate(zip(ordered, stages), 1):
+            if not found:
+                noface_rows.append({k: frame[k] for k in NOFACE_COLUMNS})
+            for rank, (row, crop) in enumerate(found):
+                face_rows.append(row)
+                if len(sample) < config.contact_sheet_faces and rank == 0 and len(face_rows) % 3 == 1:
+                    sample.append(crop)
+            if done % chunk == 0 or done == len(ordered):
+                log.info(f"{scope.name}: {done}/{len(ordered)} frames, {len(face_rows)} faces")
+    return face_rows, noface_rows, sample
+
+
 @multi_asset(
     outs={
         "faces": AssetOut(io_manager_key="table_io_manager", kinds={"polars", "pytorch"}, description=(
@@ -117,8 +163,7 @@ def faces(
     table_store: TableStore,
     gpu: GpuResource,
 ):
-    from tiktokfer_assets.vision.detector import FaceDetector
-    from tiktokfer_assets.vision.upright import redetect_sideways
+    from tiktokfer_assets.vision.detector import CPU_BATCH_SIZE, FaceDetector
 
     scope = challenge_scope(context, table_store)
     challenge = scope.name
@@ -126,33 +171,14 @@ def faces(
     detector = gpu.model(
         f"retinaface:{config.score_threshold}:{config.max_size}",
         lambda device, batch_size: FaceDetector(
-            weights, device, batch_size, config.score_threshold, max_size=config.max_size
+            weights, device, min(batch_size, CPU_BATCH_SIZE) if device == "cpu" else batch_size,
+            config.score_threshold, max_size=config.max_size,
         ),
     )
     context.log.info(
         f"{challenge}: detecting faces in {frames.height} frames on {detector.device} (batch {detector.batch_size})"
     )
-    face_rows, noface_rows, sample = [], [], []
-    ordered = frames.sort("frame_id").to_dicts()
-    for start in range(0, len(ordered), config.chunk_frames):
-        chunk = ordered[start : start + config.chunk_frames]
-        images = [decode_image(object_store.get_bytes(frame["object_key"])) for frame in chunk]
-        found = redetect_sideways(detector, images, detector.detect(images))
-        for frame, image, detections in zip(chunk, images, found):
-            if not detections:
-                noface_rows.append({k: frame[k] for k in NOFACE_COLUMNS})
-            for rank, detection in enumerate(detections):
-                crop, aligned, roll, aligned_roll = face_crops(image, detection, config.margin)
-                keys = (scope.face_key(frame["frame_id"], rank), scope.aligned_key(frame["frame_id"], rank))
-                for key, picture in zip(keys, (crop, aligned)):
-                    object_store.put_bytes(key, encode_jpeg(picture, config.jpeg_quality))
-                face_rows.append(face_row(frame, rank, detection, keys, (roll, aligned_roll)))
-                if len(sample) < config.contact_sheet_faces and rank == 0 and len(face_rows) % 3 == 1:
-                    sample.append(crop)
-        context.log.info(
-            f"{challenge}: {min(start + len(chunk), len(ordered))}/{len(ordered)} frames, {len(face_rows)} faces"
-        )
-
+    face_rows, noface_rows, sample = detect_and_store(frames, scope, detector, object_store, config, context.log)
     table = conform("faces", face_rows).sort("face_id")
     nofaces_table = conform("nofaces", noface_rows).sort("frame_id")
     removed = object_store.delete_prefix(scope.prefix(FACES), keep=set(table["object_key"]))

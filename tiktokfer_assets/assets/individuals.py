@@ -19,7 +19,7 @@ from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.scope import challenge_scope
-from tiktokfer_assets.tables import LANDMARK_COLUMNS, conform
+from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image
 
 GALLERY_FACES = 6  # thumbnails per individual in the materialisation's gallery
@@ -35,8 +35,9 @@ class EmbeddingConfig(Config):
     """open_clip only: a pretrained tag in the local open_clip cache, or a checkpoint file."""
     weights_path: str | None = None
     """mobilefacenet only: checkpoint (default: weights/mobilefacenet_casia.ckpt)."""
-    chunk_faces: int = 256
-    """Faces embedded per call (their frames decoded and held in memory at once)."""
+    chunk_faces: int = 64
+    """Faces per embed call (it batches within them); their aligned crops are decoded ahead on a thread pool, and
+    on CPU one chunk per core is embedded at once."""
 
 
 @asset(
@@ -52,11 +53,11 @@ def face_embeddings(
     context: AssetExecutionContext,
     config: EmbeddingConfig,
     faces: pl.DataFrame,
-    frames: pl.DataFrame,
     object_store: ObjectStore,
     gpu: GpuResource,
 ) -> pl.DataFrame:
-    from tiktokfer_assets.identity.embedders import build_embedder  # torch: only the step that embeds imports it
+    # torch: only the step that embeds imports it
+    from tiktokfer_assets.identity.embedders import build_embedder, embed_stored_crops
 
     options = (
         {"weights_path": config.weights_path} if config.backend == "mobilefacenet"
@@ -66,18 +67,9 @@ def face_embeddings(
         f"embedder:{config.backend}:{sorted(options.items())}",
         lambda device, batch_size: build_embedder(config.backend, device=device, batch_size=batch_size, **options),
     )
-    # faces are aligned from their frame (landmarks are in frame pixels); a chunk of faces is one
-    # embed call, so the network sees full batches, and each frame is decoded once per chunk
-    keys = dict(frames.select("frame_id", "object_key").iter_rows())
+    # the faces step stored each face's 112x112 ArcFace-aligned crop: embedded from it, no frame decoded again
     ordered = faces.sort("frame_id", "face_id")
-    vectors = []
-    for chunk in ordered.iter_slices(config.chunk_faces):
-        decoded = {fid: decode_image(object_store.get_bytes(keys[fid])) for fid in chunk["frame_id"].unique()}
-        landmarks = [
-            np.asarray(row, dtype=np.float64).reshape(5, 2) for row in chunk.select(LANDMARK_COLUMNS).iter_rows()
-        ]
-        vectors.append(embedder.embed([decoded[fid] for fid in chunk["frame_id"]], landmarks))
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
+    matrix = embed_stored_crops(embedder, ordered["aligned_key"].to_list(), object_store.get_bytes, config.chunk_faces)
     context.log.info(f"{context.partition_key}: {len(matrix)} faces embedded with {embedder.name} ({embedder.dim}-d)")
     context.add_output_metadata({"backend": embedder.name, "dim": embedder.dim, "faces": len(matrix)})
     return pl.DataFrame({

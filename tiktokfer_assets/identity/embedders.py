@@ -29,7 +29,7 @@ resource) and are built once per run (:func:`build_embedder`).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -39,8 +39,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS
-from tiktokfer_assets.vision.align import align_face
+from tiktokfer_assets.vision.align import ARCFACE_SHIFT_X, ARCFACE_SIZE, align_face
+from tiktokfer_assets.vision.crops import decode_image
 from tiktokfer_assets.vision.mobilefacenet import EMBEDDING_DIM, INPUT_SIZE, load_mobilefacenet
+from tiktokfer_assets.vision.pipeline import model_parallelism, pipelined
 from tiktokfer_assets.weights import require_file
 
 Landmarks5 = np.ndarray | Sequence[Sequence[float]]
@@ -53,6 +55,7 @@ class FaceEmbedder(Protocol):
 
     name: str
     dim: int
+    device: torch.device
 
     def embed(self, images: Sequence[np.ndarray], landmarks: Sequence[Landmarks5] | None = None) -> np.ndarray:
         """``(len(images), dim)`` float32 array; each row has unit L2 norm."""
@@ -100,9 +103,10 @@ class MobileFaceNetEmbedder:
         """Aligned ``(N, 112, 96, 3)`` uint8 BGR crops.
 
         With ``landmarks`` each image is warped onto the template. Without them the
-        images are taken as already aligned and only resized to 112x96 when they
-        differ (a detector box crop passed this way embeds poorly: the model needs
-        alignment).
+        images are taken as already aligned: a 112x112 crop as on the ArcFace template
+        (the faces step's ``aligned_key``), whose middle 96 columns are the SphereFace
+        crop; any other size is resized to 112x96 (a detector box crop passed this way
+        embeds poorly: the model needs alignment).
         """
         if landmarks is not None and len(landmarks) != len(images):
             raise ValueError(f"got {len(images)} images but {len(landmarks)} landmark sets")
@@ -114,6 +118,8 @@ class MobileFaceNetEmbedder:
                 crops[i] = align_face(image, landmarks[i], INPUT_SIZE)
             elif image.shape[:2] == INPUT_SIZE:
                 crops[i] = image
+            elif image.shape[:2] == ARCFACE_SIZE:
+                crops[i] = image[:, ARCFACE_SHIFT_X : ARCFACE_SHIFT_X + width]
             else:
                 crops[i] = np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))
         return crops
@@ -251,6 +257,20 @@ class OpenClipEmbedder:
             features = self.model.encode_image(torch.stack(tensors).to(self.device))
             out[start : start + len(chunk)] = F.normalize(features.float(), dim=1).cpu().numpy()
         return out
+
+
+def embed_stored_crops(
+    embedder: FaceEmbedder, keys: Sequence[str], read: Callable[[str], bytes], batch_size: int
+) -> np.ndarray:
+    """``(len(keys), dim)`` embeddings of the aligned face crops stored under ``keys`` (``read`` fetches one's
+    bytes), ``batch_size`` per ``embed`` call: crops are fetched and decoded on a thread pool while the network
+    embeds the batch before (:func:`~tiktokfer_assets.vision.pipeline.pipelined`; on CPU one batch per core)."""
+    with model_parallelism(embedder.device) as parallel:
+        vectors = list(pipelined(
+            keys, lambda key: decode_image(read(key)), embedder.embed, lambda _key, _crop, vector: vector,
+            batch_size, parallel,
+        ))
+    return np.stack(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
 
 
 BACKENDS = {"mobilefacenet": MobileFaceNetEmbedder, "open_clip": OpenClipEmbedder}

@@ -39,9 +39,11 @@ TEMPLATE_96X112 = np.array(
     dtype=np.float64,
 )
 TEMPLATE_SIZE = (112, 96)  # (height, width) the template is defined for
-# The ArcFace / InsightFace 112x112 template: the same points, 8 px further right (the crops of the dataset).
+# The ArcFace / InsightFace 112x112 template: the same points, 8 px further right (the crops of the dataset),
+# so columns 8..104 of an ArcFace-aligned crop are the SphereFace-aligned 96x112 crop.
 ARCFACE_SIZE = (112, 112)
-TEMPLATE_ARCFACE_112 = TEMPLATE_96X112 + np.array([8.0, 0.0])
+ARCFACE_SHIFT_X = 8
+TEMPLATE_ARCFACE_112 = TEMPLATE_96X112 + np.array([ARCFACE_SHIFT_X, 0.0])
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

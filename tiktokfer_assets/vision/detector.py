@@ -47,6 +47,10 @@ from tiktokfer_assets.vision.retinaface import MEAN_BGR, detect_batch, load_reti
 STRIDE = 32  # coarsest network stride; inputs are padded to a multiple of it
 RETRY_ROTATIONS = (90, -90)  # anticlockwise, clockwise
 EDGE_MARGIN = 0.1  # a box this close to the image's border (as a fraction of its size) is of a face cut by the edge
+CPU_BATCH_SIZE = 4
+"""Images per forward pass on CPU: the faces + embeddings steps ran at 3.4 frames/s with 4 against 2.9 with 16 (the
+GPU resource's default), one torch thread per chunk, 2 loaded cores (bench/bench_faces.py); 2-16 cost 21-29 CPU-ms per
+frame alone."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,8 @@ class FaceDetector:
     """RetinaFace MobileNet-0.25, loaded once, detecting in batches on ``device``.
 
     ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; the same code runs
-    on both. ``batch_size`` images per forward pass (on CPU 2-4 was fastest here: larger
-    batches overflow the caches; GPUs want large ones); ``score_threshold`` on the face
+    on both. ``batch_size`` images per forward pass (on CPU :data:`CPU_BATCH_SIZE` was fastest
+    here: larger batches overflow the caches; GPUs want large ones); ``score_threshold`` on the face
     probability, ``edge_score_threshold`` for a face cut by the image's edge;
     ``nms_threshold`` IoU for non-maximum suppression; ``max_size`` the
     longer side, in pixels, images are resized to (up or down) before detection.
