@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--source", default=None, help="as for fetch")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
+    add_frames_command(sub)
     return parser
 
 
@@ -266,6 +267,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def add_frames_command(sub) -> None:
+    """``tiktokfer frames RECORDS --out DIR``: frames of any contents, without a registered collection."""
+
+    def cmd_frames(args) -> None:
+        from tiktokfer_assets.collection_frames import FramesError, extract_frames
+
+        try:
+            done = extract_frames(Path(args.records), Path(args.out), every_s=args.every_s,
+                                  max_seconds=args.max_seconds, workers=args.workers)
+        except FramesError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        for video_id, stage, reason in done.failures.iter_rows():
+            print(f"failed: {video_id} ({stage}): {reason}")
+        print(f"{done.contents} contents, {done.frames} frames, {done.failures.height} failed: {done.contents_jsonl}")
+
+    frames = sub.add_parser("frames", help="frames of every content of a JSON Lines / CSV records file, written with "
+                            "the contents (content_type VIDEO) to a folder")
+    frames.add_argument("records", help="records file: an id, a video URL or local path, any metadata per record")
+    frames.add_argument("--out", required=True, help="folder for the videos, frames and contents.jsonl")
+    frames.add_argument("--every-s", type=float, default=0.5, help="seconds between frames (default 0.5)")
+    frames.add_argument("--max-seconds", type=float, default=60.0, help="frames of at most this much of each video")
+    frames.add_argument("--workers", type=int, default=None, help="videos decoded at once (default: CPU cores)")
+    frames.set_defaults(func=cmd_frames)
 
 
 if __name__ == "__main__":

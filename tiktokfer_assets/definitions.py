@@ -8,6 +8,7 @@ import yaml
 from dagster import AssetKey, DagsterInstance, Definitions, execute_job, in_process_executor, multiprocess_executor
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
+from tiktokfer_assets.assets.contents import contents
 from tiktokfer_assets.assets.dataset_export import dataset_export
 from tiktokfer_assets.assets.expression_model import expression_model
 from tiktokfer_assets.assets.faces import faces
@@ -24,7 +25,7 @@ from tiktokfer_assets.checks import TABLE_CHECKS
 from tiktokfer_assets.environments import current_environment, resources_for
 from tiktokfer_assets.paths import PROJECT_ROOT
 
-ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces]
+ASSETS = [videos, subvideos, frames, contents, faces, face_embeddings, individuals, unique_faces]
 """The assets partitioned by challenge."""
 DATASET_ASSETS = [dataset_export, expression_model]
 """Unpartitioned assets over many challenges: the export and its model (group ``dataset``, job ``dataset_release``)."""

@@ -13,10 +13,13 @@ from dagster import (
     multi_asset,
 )
 
+from tiktokfer_assets.assets.collection import FACES_NOT_ASKED, skipped_outputs
 from tiktokfer_assets.fetch import require_file
 from tiktokfer_assets.partitions import challenge_partitions
+from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.align import (
     ARCFACE_SIZE,
@@ -45,6 +48,8 @@ class FacesConfig(Config):
     chunk_frames: int = 256
     """Frames decoded and held in memory at once; the detector batches within a chunk."""
     contact_sheet_faces: int = 48
+    content_collections: bool = False
+    """Detect faces in content collections too (challenges always are); their identity assets skip them still."""
 
 
 def face_crops(image, detection: "Detection", margin: float) -> tuple[object, object, float, float]:
@@ -112,11 +117,15 @@ def faces(
     frames: pl.DataFrame,
     object_store: ObjectStore,
     gpu: GpuResource,
+    table_store: TableStore,
 ):
+    challenge = context.partition_key
+    if get_challenge(table_store, challenge).is_collection and not config.content_collections:
+        yield from skipped_outputs(context, {"faces": "faces", "nofaces": "nofaces"}, FACES_NOT_ASKED)
+        return
     from tiktokfer_assets.vision.detector import FaceDetector
     from tiktokfer_assets.vision.upright import redetect_sideways
 
-    challenge = context.partition_key
     weights = require_file(RETINAFACE_WEIGHTS)
     detector = gpu.model(
         f"retinaface:{config.score_threshold}:{config.max_size}",

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
 
+from tiktokfer_assets.assets.collection import skipped_outputs
 from tiktokfer_assets.assets.faces import png_image_md
 from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
 from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
@@ -14,13 +15,16 @@ from tiktokfer_assets.identity.thresholds import SAME_PERSON_SIMILARITY
 from tiktokfer_assets.identity.tracking import assign_tracks
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.paths import PROJECT_ROOT
+from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.tables import LANDMARK_COLUMNS, conform
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image
 
 GALLERY_FACES = 6  # thumbnails per individual in the materialisation's gallery
+NO_EMBEDDINGS = pl.DataFrame(schema={"face_id": pl.String, "backend": pl.String, "embedding": pl.List(pl.Float32)})
 
 
 
@@ -52,7 +56,11 @@ def face_embeddings(
     frames: pl.DataFrame,
     object_store: ObjectStore,
     gpu: GpuResource,
-) -> pl.DataFrame:
+    table_store: TableStore,
+):
+    if get_challenge(table_store, context.partition_key).is_collection:
+        yield from skipped_outputs(context, {"result": NO_EMBEDDINGS})
+        return
     from tiktokfer_assets.identity.embedders import build_embedder  # torch: only the step that embeds imports it
 
     options = (
@@ -76,12 +84,11 @@ def face_embeddings(
         vectors.append(embedder.embed([decoded[fid] for fid in chunk["frame_id"]], landmarks))
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
     context.log.info(f"{context.partition_key}: {len(matrix)} faces embedded with {embedder.name} ({embedder.dim}-d)")
-    context.add_output_metadata({"backend": embedder.name, "dim": embedder.dim, "faces": len(matrix)})
-    return pl.DataFrame({
+    yield Output(pl.DataFrame({
         "face_id": ordered["face_id"],
         "backend": [embedder.name] * len(matrix),
         "embedding": embedding_series(matrix),
-    })
+    }), metadata={"backend": embedder.name, "dim": embedder.dim, "faces": len(matrix)})
 
 
 class IndividualsConfig(Config):
@@ -157,10 +164,15 @@ def individuals(
     videos: pl.DataFrame,
     gpu: GpuResource,
     object_store: ObjectStore,
+    table_store: TableStore,
 ):
+    challenge = context.partition_key
+    if get_challenge(table_store, challenge).is_collection:
+        yield from skipped_outputs(context, {"faces_with_intra_ind": "faces_with_intra_ind",
+                                             "similarities": "similarities", "individuals": "faces_with_final_ind"})
+        return
     from tiktokfer_assets.identity.similarity import top_k_similarities, track_means  # torch: lazily
 
-    challenge = context.partition_key
     face_columns = [c for c in faces.columns if c != "challenge"]
     tracked = assign_tracks(faces.select(face_columns))
     yield Output(conform("faces_with_intra_ind", tracked).sort("face_id"), "faces_with_intra_ind", metadata={

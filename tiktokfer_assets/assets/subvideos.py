@@ -8,6 +8,7 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from tiktokfer_assets.audio.decode import AudioDecodeError, NoAudioError, decode_audio
+from tiktokfer_assets.assets.collection import skipped_outputs
 from tiktokfer_assets.audio.matching import WORK_RATE, Prompt, PromptLocator, PromptMatch, reaction_span, unmatched
 from tiktokfer_assets.challenges import ChallengeDefinition
 from tiktokfer_assets.partitions import challenge_partitions
@@ -69,6 +70,9 @@ def subvideos(
     table_store: TableStore,
 ):
     challenge = get_challenge(table_store, context.partition_key)
+    if challenge.is_collection:
+        yield from skipped_outputs(context, {"result": "subvideos"})
+        return
     prompts = [Prompt(p.label, p.start_s, p.end_s) for p in challenge.prompts]
     baseline = videos.filter(pl.col("role") == "baseline").row(0, named=True)
     performances = videos.filter(pl.col("role") == "performance").sort("video_id").to_dicts()

@@ -7,10 +7,13 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
+from tiktokfer_assets.assets.collection import skipped_outputs
 from tiktokfer_assets.identity.dedup import select_unique
 from tiktokfer_assets.partitions import challenge_partitions
+from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.tables import LANDMARK_COLUMNS, conform
 from tiktokfer_assets.vision.align import frontality
 
@@ -56,7 +59,11 @@ def unique_faces(
     config: UniqueFacesConfig,
     individuals: pl.DataFrame,
     object_store: ObjectStore,
+    table_store: TableStore,
 ):
+    if get_challenge(table_store, context.partition_key).is_collection:
+        yield from skipped_outputs(context, {"result": "unique_faces"})
+        return
     crops = StoredCrops(object_store, dict(individuals.select("face_id", "object_key").iter_rows()))
     pose = pl.Series("frontality", [frontality(np.reshape(row, (5, 2)))
                                     for row in individuals.select(LANDMARK_COLUMNS).iter_rows()], dtype=pl.Float64)
