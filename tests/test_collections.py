@@ -14,9 +14,10 @@ from pathlib import Path
 import jsonschema
 import polars as pl
 import pytest
-from dagster import instance_for_test
+from dagster import AssetKey, instance_for_test
 
 from tiktokfer_assets.assets.collection import FACES_NOT_ASKED, NO_PROMPTS, SKIPPED
+from tiktokfer_assets.automation.jobs import ALL_ASSETS_JOB
 from tiktokfer_assets.challenges import ChallengeError, load_challenge, parse_challenge
 from tiktokfer_assets.contents import contents_key
 from tiktokfer_assets.definitions import build_definitions, materialize_challenge
@@ -124,6 +125,10 @@ def test_a_collection_materialises_videos_and_frames_and_the_rest_skips(collecti
         assert all(store.read(table, ["clips"]).is_empty() for table in
                    ("subvideos", "faces", "nofaces", "faces_with_intra_ind", "similarities",
                     "faces_with_final_ind", "unique_faces"))
+        asked = build_definitions(resources).resolve_job_def(ALL_ASSETS_JOB).execute_in_process(
+            partition_key="clips", instance=instance, asset_selection=[AssetKey("faces"), AssetKey("nofaces")],
+            run_config={"ops": {"faces": {"config": {"content_collections": True}}}})
+        assert asked.success
 
     videos = store.read("videos", ["clips"]).sort("video_id")
     assert videos["video_id"].to_list() == ["c01", "c02"] and set(videos["role"]) == {"performance"}
@@ -135,6 +140,9 @@ def test_a_collection_materialises_videos_and_frames_and_the_rest_skips(collecti
         got = frames.filter(pl.col("video_id") == video["video_id"]).sort("timestamp_s")["timestamp_s"].to_list()
         assert got == sample_times(video["duration_s"], 0.5, CAP_S)
     assert frames["timestamp_s"].max() < CAP_S and frames["prompt_label"].null_count() == frames.height
+    # faces when the config asks: the generator's one performer is found in every frame
+    faces = store.read("faces", ["clips"])
+    assert set(faces["frame_id"]) == set(frames["frame_id"]) and store.read("nofaces", ["clips"]).is_empty()
 
     lines = objects.get_bytes(contents_key("clips")).decode().splitlines()
     records = check_contents(lines, objects.exists)
