@@ -304,7 +304,8 @@ def _resolve_paths(data: dict, base_dir: Path) -> dict:
 
     data = dict(data)
     source = data.get("source")
-    if isinstance(source, dict) and source.get("kind") in ("local_folder", "url_list", "records") and source.get("path"):
+    local_kinds = ("local_folder", "url_list", "records")
+    if isinstance(source, dict) and source.get("kind") in local_kinds and source.get("path"):
         data["source"] = {**source, "path": resolve(source["path"])}
     baseline = data.get("baseline")
     if isinstance(baseline, dict) and baseline.get("path"):

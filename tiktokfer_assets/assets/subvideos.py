@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
-from tiktokfer_assets.audio.decode import AudioDecodeError, NoAudioError, decode_audio
 from tiktokfer_assets.assets.collection import skipped_outputs
+from tiktokfer_assets.audio.decode import AudioDecodeError, NoAudioError, decode_audio
 from tiktokfer_assets.audio.matching import WORK_RATE, Prompt, PromptLocator, PromptMatch, reaction_span, unmatched
 from tiktokfer_assets.challenges import ChallengeDefinition
 from tiktokfer_assets.partitions import challenge_partitions

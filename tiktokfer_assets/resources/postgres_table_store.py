@@ -260,7 +260,8 @@ class PostgresTableStore(TableStore):
         columns = dict(incoming.schema)
         self._ensure(cur, table, columns)
         ident = self._ident(table)
-        cur.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(ident, sql.Identifier(PARTITION_COLUMN)), [challenge])
+        where = sql.Identifier(PARTITION_COLUMN)
+        cur.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(ident, where), [challenge])
         names = sql.SQL(", ").join(sql.Identifier(name) for name in [ORDER_COLUMN, *columns])
         with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(ident, names)) as copy:
             for position, row in enumerate(incoming.iter_rows()):
