@@ -23,10 +23,12 @@ import time
 import torch
 
 from tiktokfer_assets.media.frames import iter_frames
-from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.detector import FaceDetector
+from tiktokfer_assets.weights import destination_of
 
-WEIGHTS = weights_dir() / "retinaface_mobilenet0.25.pth"
+WEIGHTS = destination_of(RETINAFACE_WEIGHTS)
 
 
 def _sync(device: torch.device) -> None:

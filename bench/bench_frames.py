@@ -31,9 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tiktokfer_assets.assets.frames import extract_video_frames
+from tiktokfer_assets.challenges import parse_challenge
 from tiktokfer_assets.media.frames import iter_frames
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.resources.object_store import LocalObjectStore
+from tiktokfer_assets.scope import ChallengeScope
 
 
 def _cpu_seconds() -> float:
@@ -89,6 +91,9 @@ def bench(video: Path, repeats: int) -> None:
 def bench_many(video: Path, count: int, workdir: Path) -> None:
     """Frames of ``count`` stored videos: the default pool against one video at a time (see the module doc)."""
     store = LocalObjectStore(root=str(workdir / "objects"))
+    scope = ChallengeScope("bench", table_store=None)
+    # a content collection with the default 60 s cap, given rather than read from a registry
+    scope.definition = parse_challenge({"name": "bench", "source": {"kind": "records", "path": str(workdir)}})
     videos = []
     for n in range(count):
         key = f"videos/bench/v{n:02d}/video.mp4"
@@ -100,7 +105,7 @@ def bench_many(video: Path, count: int, workdir: Path) -> None:
 
     def run(pool_size: int) -> None:
         with ThreadPoolExecutor(max_workers=pool_size) as pool:
-            done = pool.map(lambda v: extract_video_frames(v, "bench", 0.5, 60.0, 90, store, workdir), videos)
+            done = pool.map(lambda v: extract_video_frames(v, scope, 0.5, 90, store, workdir), videos)
             frames.append(sum(len(rows) for rows, _ in done))
 
     pooled_wall, _ = _measure(lambda: run(workers))

@@ -42,8 +42,10 @@ from PIL import Image, ImageEnhance, ImageFilter
 from tiktokfer_assets.identity.clustering import cluster_tracks
 from tiktokfer_assets.identity.embedders import build_embedder
 from tiktokfer_assets.identity.thresholds import SAME_PERSON_SIMILARITY
-from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.detector import FaceDetector
+from tiktokfer_assets.weights import destination_of
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
 THRESHOLDS = np.round(np.arange(0.20, 0.705, 0.01), 2)
@@ -123,7 +125,7 @@ def main() -> None:
                 labels.append(person)
                 source.append(str(path))
                 kinds.append(k)
-    detector = FaceDetector(weights_dir() / "retinaface_mobilenet0.25.pth", device=args.device, batch_size=8)
+    detector = FaceDetector(destination_of(RETINAFACE_WEIGHTS), device=args.device, batch_size=8)
     found = detector.detect(images)
     def side(face) -> float:
         x1, y1, x2, y2 = face.box

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.io import wavfile
 
 from tiktokfer_assets.audio.decode import decode_audio
-from tiktokfer_assets.audio.matching import WORK_RATE, Prompt, PromptLocator, locate_prompts
+from tiktokfer_assets.audio.matching import WORK_RATE, PromptLocator, PromptSpan, locate_prompts
 from tiktokfer_assets.testkit.generator import retime
 
 DURATION_S = 60.0
@@ -63,7 +63,7 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
-def build(tmp: Path) -> tuple[Path, list[Prompt], Path, list[float]]:
+def build(tmp: Path) -> tuple[Path, list[PromptSpan], Path, list[float]]:
     """Baseline audio file, its prompts, the encoded challenge video and the true prompt starts in it."""
     rng = np.random.default_rng(7)
     d = DURATION_S
@@ -84,7 +84,7 @@ def build(tmp: Path) -> tuple[Path, list[Prompt], Path, list[float]]:
         start = 0.5 + i * slot + rng.uniform(0.0, max(0.0, slot - len(voice) / RATE - 0.2))
         a = int(start * RATE)
         baseline[a : a + len(voice)] += voice
-        prompts.append(Prompt(words.replace(" ", "_"), a / RATE, (a + len(voice)) / RATE))
+        prompts.append(PromptSpan(words.replace(" ", "_"), a / RATE, (a + len(voice)) / RATE))
     shifted = np.zeros(n, dtype=np.float32)
     s = int(SHIFT_S * RATE)
     shifted[s:] = baseline[: n - s]

@@ -20,13 +20,13 @@ from dagster import DagsterInstance, instance_for_test
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.definitions import build_definitions, materialize_challenge
 from tiktokfer_assets.environments import local_resources
-from tiktokfer_assets.fetch import FetchError, read_manifest, require_file
 from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.resources.postgres_table_store import (
     create_database,
     drop_database,
 )
 from tiktokfer_assets.testkit.generator import GeneratedChallenge, build_challenge
+from tiktokfer_assets.weights import WeightsError, read_manifest, require_file
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # fixture -> the markers of every test that uses it (so that `make test-fast` never needs it)
@@ -44,7 +44,7 @@ def _missing_media() -> str | None:
     try:
         for entry in read_manifest():
             require_file(entry.path)
-    except FetchError as exc:
+    except WeightsError as exc:
         return str(exc)
     return None
 

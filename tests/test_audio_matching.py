@@ -22,9 +22,9 @@ from tiktokfer_assets.audio.decode import decode_audio
 from tiktokfer_assets.audio.matching import (
     MIN_LONE_SCORE,
     MIN_SCORE,
-    Prompt,
     PromptLocator,
     PromptMatch,
+    PromptSpan,
     locate_prompts,
     reaction_span,
 )
@@ -92,7 +92,7 @@ def music(rng: np.random.Generator, seconds: float) -> np.ndarray:
 @dataclass(frozen=True)
 class Baseline:
     signal: np.ndarray
-    prompts: list[Prompt]
+    prompts: list[PromptSpan]
     prompt_rms: float  # level of the spoken prompts alone, the reference of music-to-prompt ratios
     bed: np.ndarray  # the music under the prompts alone, as it is in ``signal`` (the sound's instrumental)
 
@@ -110,7 +110,7 @@ def make_baseline(seed: int, seconds: float = 30.0, n_prompts: int = 13, bed_db:
         p = speech(rng, length)
         a = int(start * SR)
         x[a : a + len(p)] += p
-        prompts.append(Prompt(f"prompt_{i}", a / SR, (a + len(p)) / SR))
+        prompts.append(PromptSpan(f"prompt_{i}", a / SR, (a + len(p)) / SR))
     gain = 0.8 / np.max(np.abs(x))
     return Baseline((x * gain).astype(np.float32), prompts, gain, (bed * gain).astype(np.float32))
 
@@ -435,7 +435,7 @@ def test_real_speech_through_aac(tmp_path) -> None:
     for i, clip in enumerate(clips):
         a = int((0.5 + 2.5 * i) * SR)
         baseline[a : a + len(clip)] += clip
-        prompts.append(Prompt(words[i], a / SR, (a + len(clip)) / SR))
+        prompts.append(PromptSpan(words[i], a / SR, (a + len(clip)) / SR))
     base_path, video_path = tmp_path / "baseline.wav", tmp_path / "video.mp4"
     wavfile.write(base_path, SR, baseline)
     subprocess.run(
@@ -466,14 +466,14 @@ def test_reaction_span() -> None:
 
 def test_invalid_prompts_are_refused(base: Baseline) -> None:
     with pytest.raises(ValueError, match="start_s < end_s"):
-        Prompt("x", 2.0, 2.0)
+        PromptSpan("x", 2.0, 2.0)
     with pytest.raises(ValueError, match="after the baseline's end"):
-        locate_prompts(base.signal, [Prompt("late", 29.0, 31.0)], base.signal, SR)
+        locate_prompts(base.signal, [PromptSpan("late", 29.0, 31.0)], base.signal, SR)
     with pytest.raises(ValueError, match="before the prompt preceding it ends"):
         locate_prompts(base.signal, [base.prompts[3], base.prompts[1]], base.signal, SR)
     with pytest.raises(ValueError, match="before the prompt preceding it ends"):
-        locate_prompts(base.signal, [Prompt("a", 1.0, 2.0), Prompt("b", 1.5, 2.5)], base.signal, SR)
+        locate_prompts(base.signal, [PromptSpan("a", 1.0, 2.0), PromptSpan("b", 1.5, 2.5)], base.signal, SR)
     silent_gap = np.concatenate([base.signal, np.zeros(2 * SR, dtype=np.float32)])
     with pytest.raises(ValueError, match="silent during prompt"):
-        locate_prompts(silent_gap, [Prompt("nothing", 30.5, 31.5)], base.signal, SR)
+        locate_prompts(silent_gap, [PromptSpan("nothing", 30.5, 31.5)], base.signal, SR)
     assert locate_prompts(base.signal, [], base.signal, SR) == []

@@ -19,12 +19,12 @@ from dagster import AssetKey, instance_for_test
 from tiktokfer_assets.assets.collection import FACES_NOT_ASKED, NO_PROMPTS, SKIPPED
 from tiktokfer_assets.automation.jobs import ALL_ASSETS_JOB
 from tiktokfer_assets.challenges import ChallengeError, load_challenge, parse_challenge
-from tiktokfer_assets.contents import contents_key
 from tiktokfer_assets.definitions import build_definitions, materialize_challenge
 from tiktokfer_assets.environments import local_resources
 from tiktokfer_assets.media.frames import sample_times
 from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.registry import register_challenge
+from tiktokfer_assets.scope import ChallengeScope
 from tiktokfer_assets.sources.base import INVALID
 from tiktokfer_assets.sources.records import read_records
 from tiktokfer_assets.testkit.generator import VideoPlan, available_people, build_challenge
@@ -144,7 +144,7 @@ def test_a_collection_materialises_videos_and_frames_and_the_rest_skips(collecti
     faces = store.read("faces", ["clips"])
     assert set(faces["frame_id"]) == set(frames["frame_id"]) and store.read("nofaces", ["clips"]).is_empty()
 
-    lines = objects.get_bytes(contents_key("clips")).decode().splitlines()
+    lines = objects.get_bytes(ChallengeScope("clips", store).contents_key()).decode().splitlines()
     records = check_contents(lines, objects.exists)
     assert sorted(records) == ["c01", "c02"]
     assert records["c02"]["metadata"] == {"market": "FR", "rank": 1}

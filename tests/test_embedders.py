@@ -21,14 +21,16 @@ from tiktokfer_assets.identity.embedders import (
     OpenClipWeightsMissing,
     build_embedder,
 )
-from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.align import TEMPLATE_96X112, align_face, similarity_transform
 from tiktokfer_assets.vision.detector import FaceDetector
 from tiktokfer_assets.vision.mobilefacenet import load_mobilefacenet
+from tiktokfer_assets.weights import destination_of
 
 pytestmark = pytest.mark.media
 
-MOBILEFACENET = weights_dir() / "mobilefacenet_casia.ckpt"
+MOBILEFACENET = destination_of(MOBILEFACENET_WEIGHTS)
 # Landmark order of RetinaFace after mirroring an image: the left eye becomes the right one.
 MIRRORED_ORDER = [1, 0, 2, 4, 3]
 
@@ -123,7 +125,7 @@ def photos():
     """Every photo of ``faces/<person>/`` as ``(person, BGR image, landmarks, box)``, via RetinaFace."""
     files = sorted(p for p in (media_dir() / "faces").glob("*/*") if p.suffix.lower() in {".jpg", ".png"})
     images = [np.asarray(Image.open(p).convert("RGB"))[..., ::-1].copy() for p in files]
-    detector = FaceDetector(weights_dir() / "retinaface_mobilenet0.25.pth", device="cpu")
+    detector = FaceDetector(destination_of(RETINAFACE_WEIGHTS), device="cpu")
     detections = detector.detect(images)
     assert all(len(d) == 1 for d in detections), [len(d) for d in detections]
     people = [p.parent.name for p in files]

@@ -9,11 +9,13 @@ import pytest
 from test_individuals_assets import true_person
 from tiktokfer_assets.checks.factory import PartitionTables
 from tiktokfer_assets.checks.pipeline import labels_lost_by_dedup
-from tiktokfer_assets.fetch import require_file
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
+from tiktokfer_assets.scope import ChallengeScope
 from tiktokfer_assets.testkit.truth import expression_on_screen
 from tiktokfer_assets.vision.align import roll_degrees
 from tiktokfer_assets.vision.crops import decode_image
 from tiktokfer_assets.vision.detector import FaceDetector
+from tiktokfer_assets.weights import require_file
 
 REDETECTED_ROLL_DEG = 15.0  # RetinaFace's landmark noise on 112 px crops: 14.2 on one grimace (v05 at 5 s)
 
@@ -75,7 +77,7 @@ def test_every_aligned_crop_of_the_sideways_video_is_upright(pipeline, generated
     faces = tables["faces"].filter(pl.col("video_id").is_in(sideways))
     # content turned 90 degrees clockwise: every face lies at +90 in the frame (never upside down: -90)
     assert faces.height >= 10 and (faces["roll_deg"] - 90).abs().max() < 15, faces["roll_deg"].to_list()
-    weights = require_file("weights/retinaface_mobilenet0.25.pth")
+    weights = require_file(RETINAFACE_WEIGHTS)
     detector = FaceDetector(weights, "cpu", batch_size=4, score_threshold=0.5)
     crops = [decode_image(resources["object_store"].get_bytes(k)) for k in faces["aligned_key"]]
     assert {c.shape for c in crops} == {(112, 112, 3)}
@@ -89,7 +91,7 @@ def test_every_aligned_crop_of_the_sideways_video_is_upright(pipeline, generated
 
 def test_the_label_check_fails_on_a_table_that_lost_a_label(pipeline, tables):
     resources, _, _ = pipeline
-    checked = PartitionTables("demo", resources["table_store"], resources["object_store"])
+    checked = PartitionTables(ChallengeScope("demo", resources["table_store"]), resources["object_store"])
     assert labels_lost_by_dedup(checked).is_empty()
     unique = tables["unique_faces"]
     lost = unique.filter(pl.col("expression").is_not_null()).row(0, named=True)

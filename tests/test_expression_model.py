@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from tiktokfer_assets.assets.expression_model import backbone_weights
-from tiktokfer_assets.assets.faces import RETINAFACE_WEIGHTS
 from tiktokfer_assets.cli import main
 from tiktokfer_assets.expression.agreement import face_agreement, performer_agreement
 from tiktokfer_assets.expression.artifact import ARTIFACT_FILES, load_model, predict_image, predict_video, save_artifact
@@ -26,9 +25,10 @@ from tiktokfer_assets.expression.metrics import classification_metrics
 from tiktokfer_assets.expression.release import external_test
 from tiktokfer_assets.expression.settings import TrainConfig
 from tiktokfer_assets.expression.train import class_weights, predict_proba, train_classifier
-from tiktokfer_assets.fetch import require_file
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.detector import FaceDetector
+from tiktokfer_assets.weights import require_file
 
 pytestmark = pytest.mark.media  # main's test tiers; every test reads the fetched photos or weights
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
-from tiktokfer_assets import fetch
-from tiktokfer_assets.fetch import FetchError, ManifestEntry, fetch_entry, read_manifest, sha256_of
+from tiktokfer_assets import weights
 from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
-from tiktokfer_assets.paths import PROJECT_ROOT, weights_dir
+from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import PROJECT_ROOT
+from tiktokfer_assets.weights import ManifestEntry, WeightsError, fetch_entry, read_manifest, sha256_of
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def isolated(tmp_path, monkeypatch):
 
 def test_manifest_lists_every_weight_with_a_hash():
     entries = {e.path: e for e in read_manifest()}
-    assert {"weights/retinaface_mobilenet0.25.pth", "weights/mobilefacenet_casia.ckpt"} <= set(entries)
+    assert {RETINAFACE_WEIGHTS, MOBILEFACENET_WEIGHTS} <= set(entries)
     for entry in entries.values():
         assert len(entry.sha256) == 64 and entry.url.startswith("https://")
 
@@ -42,7 +44,7 @@ def test_fetch_from_local_folder_verifies_and_is_idempotent(isolated, tmp_path):
 def test_corrupt_source_is_refused_and_nothing_is_left(isolated, tmp_path):
     source, entry = isolated
     (source / "weights" / "model.bin").write_bytes(b"tampered")
-    with pytest.raises(FetchError, match=r"weights/model.bin: sha256 mismatch") as info:
+    with pytest.raises(WeightsError, match=r"weights/model.bin: sha256 mismatch") as info:
         fetch_entry(entry, str(source))
     assert "fix the source folder" in str(info.value)
     assert not list((tmp_path / "weights").iterdir())
@@ -58,20 +60,21 @@ def test_corrupt_local_copy_is_replaced(isolated, tmp_path):
 
 def test_missing_file_in_source_names_it_and_the_fix(isolated, tmp_path):
     _, entry = isolated
-    with pytest.raises(FetchError, match=r"weights/model.bin: not found in local source .*TIKTOKFER_FETCH_SOURCE"):
+    with pytest.raises(WeightsError, match=r"weights/model.bin: not found in local source .*TIKTOKFER_FETCH_SOURCE"):
         fetch_entry(entry, str(tmp_path / "elsewhere"))
 
 
 def test_unreachable_url_names_the_file_and_the_fix(isolated):
     _, entry = isolated
-    with pytest.raises(FetchError, match=r"weights/model.bin: download from https://example.invalid/model.bin failed"):
+    failed = r"weights/model.bin: download from https://example.invalid/model.bin failed"
+    with pytest.raises(WeightsError, match=failed):
         fetch_entry(entry, "")
 
 
 def test_require_file_explains_how_to_fetch(monkeypatch, tmp_path):
     monkeypatch.setenv("TIKTOKFER_WEIGHTS_DIR", str(tmp_path))
-    with pytest.raises(FetchError, match="run `tiktokfer fetch`"):
-        fetch.require_file("weights/retinaface_mobilenet0.25.pth")
+    with pytest.raises(WeightsError, match="run `tiktokfer fetch`"):
+        weights.require_file(RETINAFACE_WEIGHTS)
 
 
 def test_manifest_matches_the_shared_checksums():
@@ -88,34 +91,34 @@ def test_manifest_matches_the_shared_checksums():
 @pytest.fixture
 def weights_copy(tmp_path, monkeypatch):
     """The real weights in a private folder, so a test may damage them."""
-    for name in ("retinaface_mobilenet0.25.pth", "mobilefacenet_casia.ckpt"):
-        shutil.copyfile(weights_dir() / name, tmp_path / name)
+    for checkpoint in (RETINAFACE_WEIGHTS, MOBILEFACENET_WEIGHTS):
+        shutil.copyfile(weights.destination_of(checkpoint), tmp_path / Path(checkpoint).name)
     monkeypatch.setenv("TIKTOKFER_WEIGHTS_DIR", str(tmp_path))
     return tmp_path
 
 
 @pytest.mark.media
 def test_damaged_weights_are_refused_when_a_run_loads_them(weights_copy):
-    checkpoint = weights_copy / "mobilefacenet_casia.ckpt"
+    checkpoint = weights_copy / Path(MOBILEFACENET_WEIGHTS).name
     with checkpoint.open("r+b") as fh:  # 4 KiB of flipped bytes: torch would still load it
         fh.seek(200_000)
         block = fh.read(4096)
         fh.seek(200_000)
         fh.write(bytes(b ^ 0xFF for b in block))
-    with pytest.raises(FetchError, match=r"mobilefacenet_casia.ckpt is damaged .* run `tiktokfer fetch`"):
+    with pytest.raises(WeightsError, match=r"mobilefacenet_casia.ckpt is damaged .* run `tiktokfer fetch`"):
         MobileFaceNetEmbedder()
-    retinaface = weights_copy / "retinaface_mobilenet0.25.pth"
+    retinaface = weights_copy / Path(RETINAFACE_WEIGHTS).name
     retinaface.write_bytes(retinaface.read_bytes()[:100_000])  # truncated
-    with pytest.raises(FetchError, match=r"retinaface_mobilenet0.25.pth is damaged .* run `tiktokfer fetch`"):
-        fetch.require_file("weights/retinaface_mobilenet0.25.pth")
+    with pytest.raises(WeightsError, match=r"retinaface_mobilenet0.25.pth is damaged .* run `tiktokfer fetch`"):
+        weights.require_file(RETINAFACE_WEIGHTS)
 
 
 @pytest.mark.media
 def test_the_check_is_cached_by_size_and_mtime(weights_copy, monkeypatch):
     hashed = []
-    monkeypatch.setattr(fetch, "sha256_of", lambda path: hashed.append(path) or sha256_of(path))
-    path = fetch.require_file("weights/retinaface_mobilenet0.25.pth")
-    assert fetch.require_file("weights/retinaface_mobilenet0.25.pth") == path and hashed == [path]
+    monkeypatch.setattr(weights, "sha256_of", lambda path: hashed.append(path) or sha256_of(path))
+    path = weights.require_file(RETINAFACE_WEIGHTS)
+    assert weights.require_file(RETINAFACE_WEIGHTS) == path and hashed == [path]
     os.utime(path, ns=(0, 0))  # touched: hashed again
-    fetch.require_file("weights/retinaface_mobilenet0.25.pth")
+    weights.require_file(RETINAFACE_WEIGHTS)
     assert hashed == [path, path]

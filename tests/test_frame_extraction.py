@@ -18,8 +18,10 @@ import torch
 
 from tiktokfer_assets.media.frames import FrameExtractionError, iter_frames, sample_times
 from tiktokfer_assets.media.probe import probe
-from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.detector import FaceDetector
+from tiktokfer_assets.weights import destination_of
 
 WHITE_HOUSE = media_dir() / "video" / "white_house_poetry_jam_10s.mp4"
 
@@ -97,7 +99,7 @@ def test_white_house_clip_faces(white_house_frames):
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # the test machine's cores are shared; see test_retinaface.py
     try:
-        detector = FaceDetector(weights_dir() / "retinaface_mobilenet0.25.pth", batch_size=8)
+        detector = FaceDetector(destination_of(RETINAFACE_WEIGHTS), batch_size=8)
         faces = dict(zip((t for t, _ in white_house_frames), detector.detect([f for _, f in white_house_frames])))
     finally:
         torch.set_num_threads(previous)

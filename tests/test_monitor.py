@@ -1,16 +1,23 @@
-"""The trending monitor on a generated feed: obama's video alerts, biden's does not; alerts reach a local webhook."""
+"""The trending monitor on a generated feed: obama's video alerts, biden's does not; alerts reach a local webhook.
+
+The monitor's assets (``monitored_videos``, ``alerts``: partitioned by feed) run as the
+``trending_monitor`` job; its sensor asks for the feed's partition and the run.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
-from dagster import SkipReason, build_schedule_context
+from dagster import AddDynamicPartitionsRequest, SkipReason, build_sensor_context
 from PIL import Image
 
 from automation_support import small_challenge
@@ -18,16 +25,23 @@ from support.ports import free_ports
 from tiktokfer_assets.automation.monitor import DEFAULT_SIMILARITY, MonitorError, monitor_video, reference_embeddings
 from tiktokfer_assets.automation.trending import (
     MONITOR_CONFIG_ENV,
+    MONITOR_JOB,
     TrendingMonitorConfig,
+    alert_rows,
     load_monitor_config,
-    trending_monitor_schedule,
+    trending_monitor_sensor,
 )
+from tiktokfer_assets.checks.factory import PartitionTables, check_result
+from tiktokfer_assets.checks.monitor import MONITOR_TABLE_CHECKS
 from tiktokfer_assets.definitions import build_definitions
 from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
 from tiktokfer_assets.media.frames import sample_times
 from tiktokfer_assets.media.probe import probe
-from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import media_dir
+from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.detector import FaceDetector
+from tiktokfer_assets.weights import destination_of
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -56,8 +70,8 @@ def feed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models():
-    detector = FaceDetector(weights_dir() / "retinaface_mobilenet0.25.pth", "cpu", batch_size=4)
-    return detector, MobileFaceNetEmbedder(weights_dir() / "mobilefacenet_casia.ckpt", "cpu")
+    detector = FaceDetector(destination_of(RETINAFACE_WEIGHTS), "cpu", batch_size=4)
+    return detector, MobileFaceNetEmbedder(destination_of(MOBILEFACENET_WEIGHTS), "cpu")
 
 
 def test_reference_embeddings_are_one_unit_vector_per_photo(feed, models, tmp_path):
@@ -125,11 +139,16 @@ def webhook():
 
 
 def run_monitor(resources, instance, config: TrendingMonitorConfig):
-    job = build_definitions(resources).resolve_job_def("trending_monitor")
+    """The monitor's job on the config's feed (its partition added first, as the sensor's request makes the daemon)."""
+    instance.add_dynamic_partitions("feed", [config.feed])
+    job = build_definitions(resources).resolve_job_def(MONITOR_JOB)
     return job.execute_in_process(
-        run_config={"ops": {"monitor_trending_videos": {"config": config.model_dump()}}},
-        instance=instance, raise_on_error=False,
+        run_config=config.run_config(), partition_key=config.feed, instance=instance, raise_on_error=False
     )
+
+
+def check_outcomes(result) -> dict[str, bool]:
+    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed for e in result.get_asset_check_evaluations()}
 
 
 def test_trending_monitor_job_stores_logs_and_posts_alerts(feed, resources, instance, webhook, tmp_path):
@@ -144,15 +163,26 @@ def test_trending_monitor_job_stores_logs_and_posts_alerts(feed, resources, inst
     # the webhook is down: the alert is stored, marked failed, and the run fails so someone sees it
     down = run_monitor(resources, instance, config)
     assert not down.success
+    assert [e.asset_key.to_user_string() for e in down.get_asset_materialization_events()] == [
+        "monitored_videos", "alerts"
+    ]  # alerts materialised (its table is stored) before its step failed on the webhook
+    videos_checks = {"monitored_videos:one_row_per_video": True, "monitored_videos:checked_or_failed": True}
+    assert check_outcomes(down) == videos_checks  # the alerts' checks wait for a step that succeeds
     store = resources["table_store"]
     alerts = store.read("alerts", ["fyp"])
     assert alerts.select("video_id", "person").rows() == [("v01", "obama")]
     assert alerts["webhook_status"][0].startswith("failed: ")
-    assert sorted(store.read("monitored_videos", ["fyp"])["video_id"]) == ["v01", "v02"]
+    monitored = store.read("monitored_videos", ["fyp"]).sort("video_id")
+    assert monitored["video_id"].to_list() == ["v01", "v02"]
+    alerting = [[m["person"] for m in json.loads(matches) if m["alert"]] for matches in monitored["matches"]]
+    assert alerting == [["obama"], []]
 
     # the next run checks no video again and delivers the pending alert
     up = run_monitor(resources, instance, config.model_copy(update={"webhook_url": webhook.url}))
     assert up.success
+    assert check_outcomes(up) == {
+        **videos_checks, "alerts:one_alert_per_video_and_person": True, "alerts:video_id_in_monitored_videos": True,
+    }
     [posted] = webhook.received
     assert (posted["feed"], posted["video_id"], posted["person"]) == ("fyp", "v01", "obama")
     assert posted["share"] > 0.5 and posted["frames_matched"] == posted["frames_sampled"]
@@ -166,17 +196,47 @@ def test_trending_monitor_job_stores_logs_and_posts_alerts(feed, resources, inst
     assert len(webhook.received) == 1
 
 
-def test_schedule_runs_the_configured_feed(tmp_path, monkeypatch):
+def test_sensor_asks_for_the_configured_feed_and_its_run(tmp_path, monkeypatch):
     monkeypatch.setenv(MONITOR_CONFIG_ENV, str(tmp_path / "monitor.yaml"))
-    with build_schedule_context() as context:
-        skipped = trending_monitor_schedule(context)
+    with build_sensor_context() as context:
+        skipped = trending_monitor_sensor(context)
     assert isinstance(skipped, SkipReason) and "no trending-monitor configuration" in skipped.skip_message
 
     (tmp_path / "monitor.yaml").write_text(
-        "source: {kind: local_folder, path: feed}\nwatchlist_dir: people\nshare: 0.5\n"
+        "source: {kind: local_folder, path: feed}\nwatchlist_dir: people\nshare: 0.5\nwebhook_url: http://hook\n"
     )
-    with build_schedule_context() as context:
-        request = trending_monitor_schedule(context)
-    config = request.run_config["ops"]["monitor_trending_videos"]["config"]
+    with build_sensor_context() as context:
+        result = trending_monitor_sensor(context)
+    assert result.dynamic_partitions_requests == [AddDynamicPartitionsRequest("feed", ["trending"])]
+    [request] = result.run_requests
+    ops = request.run_config["ops"]
+    config = ops["monitored_videos"]["config"]
+    assert request.partition_key == "trending" and ops["alerts"]["config"] == {"webhook_url": "http://hook"}
     assert config["source"] == {"kind": "local_folder", "path": str(tmp_path / "feed")}
-    assert (config["watchlist_dir"], config["share"], config["feed"]) == (str(tmp_path / "people"), 0.5, "trending")
+    assert (config["watchlist_dir"], config["share"]) == (str(tmp_path / "people"), 0.5)
+
+
+def test_alerts_come_from_the_alerting_matches_and_checks_catch_bad_rows(resources):
+    """Only matches that alert become alerts (with the video's check time); a row with neither frames nor an error,
+    and an alert of an unchecked video, fail their blocking checks."""
+    when = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
+    match = {"frames_matched": 4, "share": 0.5, "best_similarity": 0.7, "first_seen_s": 1.0}
+    monitored = conform("monitored_videos", [
+        {"video_id": "a", "url": "u/a", "frames_sampled": 8, "checked_at": when, "matches": json.dumps([
+            {"person": "obama", **match, "alert": True}, {"person": "biden", **match, "alert": False}])},
+        {"video_id": "b", "url": "u/b", "checked_at": when},  # neither frames nor an error
+    ])
+    alerts = alert_rows(monitored)
+    assert alerts.select("video_id", "person", "frames_sampled", "alerted_at").rows() == [("a", "obama", 8, when)]
+    assert alerts["webhook_status"].to_list() == [None]
+
+    store = resources["table_store"]
+    store.replace_partition("monitored_videos", "fyp", monitored)
+    store.replace_partition("alerts", "fyp", pl.concat([alerts, alerts.with_columns(video_id=pl.lit("z"))]))
+    tables = PartitionTables("fyp", store, resources["object_store"])
+    outcomes = {c.name: check_result(c, tables, logging.getLogger("test")) for c in MONITOR_TABLE_CHECKS}
+    assert {name: result.passed for name, result in outcomes.items()} == {
+        "one_row_per_video": True, "checked_or_failed": False,
+        "one_alert_per_video_and_person": True, "video_id_in_monitored_videos": False,
+    }
+    assert outcomes["checked_or_failed"].metadata["offending_rows"].value == 1

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import pytest
+import time_machine
 from dagster import EnvVar, build_sensor_context, materialize
 
 from automation_support import small_challenge
@@ -22,13 +23,21 @@ from tiktokfer_assets.sources.research_api import CREDENTIAL_VARIABLES
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 MUSIC = 6727954870776695557
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.date(2026, 6, 15)
+"""The day of every test here: the API, the source and the sensor all read one clock (set to its noon, ticking)."""
 IDS = (7300000000000000001, 7300000000000000002, 7300000000000000003)
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     return small_challenge(tmp_path_factory.mktemp("research") / "small")
+
+
+@pytest.fixture(autouse=True)
+def noon_of_today():
+    """One clock for the test's dates, the source's windows and the sensor's cursor: no midnight in between."""
+    with time_machine.travel(dt.datetime.combine(TODAY, dt.time(12), dt.timezone.utc), tick=True):
+        yield
 
 
 @pytest.fixture

@@ -15,14 +15,16 @@ import pytest
 import torch
 from PIL import Image
 
-from tiktokfer_assets.paths import media_dir, weights_dir
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
+from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.crops import contact_sheet, encode_jpeg, square_crop
 from tiktokfer_assets.vision.detector import Detection, FaceDetector
 from tiktokfer_assets.vision.retinaface import CheckpointError, load_retinaface, prior_boxes
+from tiktokfer_assets.weights import destination_of
 
 pytestmark = pytest.mark.media
 
-WEIGHTS = weights_dir() / "retinaface_mobilenet0.25.pth"
+WEIGHTS = destination_of(RETINAFACE_WEIGHTS)
 PERSON_PHOTOS = sorted(p for p in (media_dir() / "faces").glob("*/*") if p.suffix in {".jpg", ".png"})
 SCENE_COUNTS = {
     "two_people.jpg": 2,

@@ -1,4 +1,8 @@
-"""The challenge and new-video sensors, evaluated with build_sensor_context on a real instance and table store."""
+"""The challenge and new-video sensors, evaluated with build_sensor_context on a real instance and table store.
+
+The sensors return their partitions as requests (the daemon adds them): the tests assert on
+the requests and that the instance was left as it was.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,15 @@ import shutil
 import uuid
 
 import pytest
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context, materialize
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    SensorResult,
+    build_sensor_context,
+    materialize,
+)
 
 from automation_support import small_challenge, write_definition
 from tiktokfer_assets.assets.videos import videos
@@ -19,7 +31,7 @@ from tiktokfer_assets.automation.new_video_sensor import (
 )
 from tiktokfer_assets.challenges import load_challenge
 from tiktokfer_assets.partitions import challenge_partitions
-from tiktokfer_assets.registry import get_challenge, register_challenge, stored_challenges
+from tiktokfer_assets.registry import get_challenge, register_challenge, store_challenge, stored_challenges
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -52,6 +64,13 @@ def partitions(instance: DagsterInstance) -> list[str]:
     return sorted(instance.get_dynamic_partitions(challenge_partitions.name))
 
 
+def requested_partitions(result: SensorResult) -> list[str]:
+    """The challenge partitions the result asks the daemon to add."""
+    requests = result.dynamic_partitions_requests
+    assert all(isinstance(r, AddDynamicPartitionsRequest) and r.partitions_def_name == "challenge" for r in requests)
+    return [key for request in requests for key in request.partition_keys]
+
+
 def test_new_definition_is_registered_and_run_once_per_version(small, folder, instance, resources):
     sensor = build_challenge_sensor()
     store = resources["table_store"]
@@ -59,12 +78,12 @@ def test_new_definition_is_registered_and_run_once_per_version(small, folder, in
 
     first = tick(sensor, instance, resources)
     challenge = get_challenge(store, "alpha")
-    assert partitions(instance) == ["alpha"]
+    assert requested_partitions(first) == ["alpha"] and partitions(instance) == []
     assert [(r.partition_key, r.run_key) for r in first.run_requests] == [("alpha", f"alpha:{challenge.version}")]
     assert challenge.source.path == str(small.root / "videos")
 
     again = tick(sensor, instance, resources, first.cursor)
-    assert again.run_requests == []
+    assert again.run_requests == [] and requested_partitions(again) == []
     # a sensor that lost its cursor asks again with the same run key, which Dagster runs only once
     fresh = tick(sensor, instance, resources)
     assert [r.run_key for r in fresh.run_requests] == [f"alpha:{challenge.version}"]
@@ -74,7 +93,8 @@ def test_new_definition_is_registered_and_run_once_per_version(small, folder, in
     new_version = get_challenge(store, "alpha").version
     assert new_version != challenge.version
     assert [r.run_key for r in changed.run_requests] == [f"alpha:{new_version}"]
-    assert stored_challenges(store).height == 1
+    assert requested_partitions(changed) == ["alpha"]  # the daemon skips a partition that exists
+    assert stored_challenges(store).height == 1 and partitions(instance) == []
 
 
 def test_broken_definitions_are_logged_and_skipped(small, folder, instance, resources, capfd):
@@ -90,7 +110,7 @@ def test_broken_definitions_are_logged_and_skipped(small, folder, instance, reso
     capfd.readouterr()
     result = tick(sensor, instance, resources)
     assert [r.partition_key for r in result.run_requests] == ["good"]
-    assert partitions(instance) == ["good"]
+    assert requested_partitions(result) == ["good"] and partitions(instance) == []
     errors = console(capfd)
     assert "a_syntax.yaml" in errors and "not valid YAML" in errors
     assert "b_bad_name.yaml" in errors and "challenge name 'Bad Name!' is invalid" in errors
@@ -112,9 +132,9 @@ def test_work_per_tick_is_bounded(small, folder, instance, resources):
     first = tick(sensor, instance, resources)
     second = tick(sensor, instance, resources, first.cursor)
     third = tick(sensor, instance, resources, second.cursor)
-    assert [r.partition_key for r in first.run_requests] == ["c1", "c2"]
-    assert [r.partition_key for r in second.run_requests] == ["c3"]
-    assert third.run_requests == []
+    assert [r.partition_key for r in first.run_requests] == requested_partitions(first) == ["c1", "c2"]
+    assert [r.partition_key for r in second.run_requests] == requested_partitions(second) == ["c3"]
+    assert third.run_requests == [] and requested_partitions(third) == []
 
 
 def test_round_robin_wraps_after_the_last_visited():
@@ -151,7 +171,7 @@ def test_new_videos_request_one_run_and_advance_the_cursor(ingested, instance, r
     assert [(r.partition_key, r.run_key) for r in found.run_requests] == [
         ("small", f"small:videos:{fingerprint(['v03', 'v04'])}")
     ]
-    assert found.run_requests[0].tags["tiktokfer/new_videos"] == "2"
+    assert found.run_requests[0].tags["tiktokfer/new_videos"] == "2" and requested_partitions(found) == ["small"]
     assert NewVideoCursor.parse(found.cursor).requested == {"small": fingerprint(["v03", "v04"])}
 
     # the same new videos (their run not finished or failed) are not requested twice
@@ -175,15 +195,15 @@ def test_listing_is_bounded_per_challenge(ingested, instance, resources):
 
 def test_challenges_are_visited_round_robin(small, tmp_path, instance, resources):
     store = resources["table_store"]
-    for name in ("r1", "r2", "r3"):
-        challenge = load_challenge(write_definition(small, tmp_path / f"{name}.yaml", name=name))
-        register_challenge(challenge, store, instance)
+    for name in ("r1", "r2", "r3"):  # definitions stored, their partitions not added yet
+        store_challenge(load_challenge(write_definition(small, tmp_path / f"{name}.yaml", name=name)), store)
     sensor = build_new_video_sensor(challenges_per_tick=2)
     first = tick(sensor, instance, resources)
     second = tick(sensor, instance, resources, first.cursor)
-    # never ingested: every listed video is new
-    assert [r.partition_key for r in first.run_requests] == ["r1", "r2"]
+    # never ingested: every listed video is new; each run comes with its partition
+    assert [r.partition_key for r in first.run_requests] == requested_partitions(first) == ["r1", "r2"]
     assert [r.partition_key for r in second.run_requests] == ["r3"]  # r1's new set was requested already
+    assert partitions(instance) == []
     assert NewVideoCursor.parse(second.cursor).last == "r1"
 
 
@@ -193,8 +213,8 @@ def test_unlistable_source_does_not_block_the_others(small, tmp_path, instance, 
     shutil.copytree(small.root / "videos", gone)
     broken = load_challenge(write_definition(small, tmp_path / "a.yaml", name="a_gone"))
     broken = broken.model_copy(update={"source": broken.source.model_copy(update={"path": str(gone)})})
-    register_challenge(broken, store, instance)
-    register_challenge(load_challenge(write_definition(small, tmp_path / "b.yaml", name="b_ok")), store, instance)
+    store_challenge(broken, store)
+    store_challenge(load_challenge(write_definition(small, tmp_path / "b.yaml", name="b_ok")), store)
     shutil.rmtree(gone)
     capfd.readouterr()
     result = tick(build_new_video_sensor(), instance, resources)
@@ -204,7 +224,7 @@ def test_unlistable_source_does_not_block_the_others(small, tmp_path, instance, 
 
 def test_challenge_with_an_active_run_is_left_for_later(small, tmp_path, instance, resources):
     busy = load_challenge(write_definition(small, tmp_path / "busy.yaml", name="busy"))
-    register_challenge(busy, resources["table_store"], instance)
+    store_challenge(busy, resources["table_store"])
     run = instance.add_run(DagsterRun(job_name="challenge_all_assets", run_id=str(uuid.uuid4()),
                                       status=DagsterRunStatus.STARTED, tags={"dagster/partition": "busy"}))
     assert tick(build_new_video_sensor(), instance, resources).run_requests == []

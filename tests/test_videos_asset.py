@@ -11,10 +11,10 @@ from dagster import materialize
 from support.results import step_failure_text
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.challenges import load_challenge
-from tiktokfer_assets.fetch import sha256_of
 from tiktokfer_assets.media.probe import probe
 from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.testkit.generator import build_challenge
+from tiktokfer_assets.weights import sha256_of
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 

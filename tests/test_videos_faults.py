@@ -15,11 +15,11 @@ from support.results import step_failure_text
 from support.video_server import Route, serve_videos
 from tiktokfer_assets.assets.videos import videos
 from tiktokfer_assets.challenges import load_challenge
-from tiktokfer_assets.fetch import sha256_of
 from tiktokfer_assets.registry import register_challenge
 from tiktokfer_assets.resources.video_source import VideoSourceResource
 from tiktokfer_assets.sources.base import VideoRef
 from tiktokfer_assets.sources.ytdlp import YtDlpSource
+from tiktokfer_assets.weights import sha256_of
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from tiktokfer_assets.challenges import ChallengeError, dump_challenge, load_challenge
 from tiktokfer_assets.dataset import DatasetError
 from tiktokfer_assets.expression.errors import ExpressionInputError
-from tiktokfer_assets.fetch import FetchError, fetch_all
 from tiktokfer_assets.media.frames import FrameExtractionError
 from tiktokfer_assets.paths import data_dir, home_dir
 from tiktokfer_assets.resources.object_store import ObjectStoreError
 from tiktokfer_assets.resources.table_store import TableStoreError
+from tiktokfer_assets.weights import WeightsError, fetch_weights
 
 if TYPE_CHECKING:
     import polars as pl
@@ -40,7 +40,7 @@ def table_store():
 
 
 def cmd_fetch(args) -> None:
-    for path, fetched in fetch_all(args.source, args.only):
+    for path, fetched in fetch_weights(args.source, args.only):
         print(f"{'fetched' if fetched else 'ok     '} {path}")
 
 
@@ -159,7 +159,7 @@ def cmd_demo(args) -> None:
     from tiktokfer_assets.summary import challenge_summary
     from tiktokfer_assets.testkit.generator import build_challenge
 
-    fetch_all(args.source)
+    fetch_weights(args.source)
     out = data_dir() / "demo"
     generated = build_challenge(out, name="demo", seed=args.seed)
     challenge = load_challenge(generated.challenge_yaml)
@@ -184,10 +184,10 @@ def cmd_predict(args) -> None:
     import tempfile
 
     from tiktokfer_assets.assets.expression_model import fetch_model
-    from tiktokfer_assets.assets.faces import RETINAFACE_WEIGHTS
     from tiktokfer_assets.expression.artifact import load_model, predict_image, predict_video
-    from tiktokfer_assets.fetch import require_file
+    from tiktokfer_assets.models import RETINAFACE_WEIGHTS
     from tiktokfer_assets.vision.detector import FaceDetector
+    from tiktokfer_assets.weights import require_file
 
     path = Path(args.path)
     if not path.is_file():
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ChallengeError, DatasetError, ExpressionInputError, FetchError, FrameExtractionError, TableStoreError,
+    except (ChallengeError, DatasetError, ExpressionInputError, WeightsError, FrameExtractionError, TableStoreError,
             ObjectStoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -45,10 +45,10 @@ def extract_frames(records: Path, out_dir: Path, *, every_s: float = 0.5, max_se
     from tiktokfer_assets.assets.frames import frames
     from tiktokfer_assets.assets.subvideos import subvideos
     from tiktokfer_assets.assets.videos import videos
-    from tiktokfer_assets.contents import contents_key
     from tiktokfer_assets.definitions import QUIET
     from tiktokfer_assets.environments import local_resources
     from tiktokfer_assets.registry import register_challenge
+    from tiktokfer_assets.scope import ChallengeScope
 
     records = Path(records).resolve()
     try:
@@ -76,6 +76,6 @@ def extract_frames(records: Path, out_dir: Path, *, every_s: float = 0.5, max_se
                   if event.is_step_failure]
         raise FramesError(f"{records.name}: {'; '.join(errors)}")
     dest = out_dir / "contents.jsonl"
-    resources["object_store"].download(contents_key(collection.name), dest)
+    resources["object_store"].download(ChallengeScope(collection.name, store).contents_key(), dest)
     return ExtractedFrames(dest, store.count("videos", collection.name), store.count("frames", collection.name),
                            failures)

@@ -32,11 +32,6 @@ METADATA_COLUMNS = ("author", "author_id", "description", "hashtags", "sound_id"
 VIDEO_FIELDS = ("duration_s", "original_duration_s", "width", "height", "fps", "sha256")
 
 
-def contents_key(partition: str) -> str:
-    """The object key of a partition's content records."""
-    return f"contents/{partition}/contents.jsonl"
-
-
 def _metadata(video: dict) -> dict:
     if video.get("record_json"):
         return record_metadata(json.loads(video["record_json"]))

@@ -15,12 +15,13 @@ from pathlib import Path
 import ffmpeg
 
 from tiktokfer_assets.challenges import ChallengeDefinition
-from tiktokfer_assets.fetch import sha256_of as sha256_file
 from tiktokfer_assets.media.probe import ProbeError, VideoProbe, probe
 from tiktokfer_assets.media.watermark import DEFAULT_TIKTOK_REGIONS, WatermarkError, WatermarkRegion, mask_watermark
 from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.scope import ChallengeScope
 from tiktokfer_assets.sources.base import FetchedVideo
 from tiktokfer_assets.tables import SCHEMAS
+from tiktokfer_assets.weights import sha256_of as sha256_file
 
 
 class IngestError(RuntimeError):
@@ -29,10 +30,6 @@ class IngestError(RuntimeError):
     def __init__(self, stage: str, message: str):
         super().__init__(message)
         self.stage = stage
-
-
-def video_key(challenge: str, video_id: str, suffix: str = ".mp4") -> str:
-    return f"videos/{challenge}/{video_id}/video{suffix}"
 
 
 def _ffmpeg_error(exc: ffmpeg.Error) -> str:
@@ -98,15 +95,15 @@ def prepare(fetched: FetchedVideo, challenge: ChallengeDefinition, workdir: Path
 
 def store_video(
     fetched: FetchedVideo,
-    challenge: ChallengeDefinition,
+    scope: ChallengeScope,
     role: str,
     object_store: ObjectStore,
     workdir: Path,
 ) -> dict:
-    """Prepare ``fetched``, store it, and return its ``videos`` row."""
+    """Prepare ``fetched``, store it under the scope's video key, and return its ``videos`` row."""
     source_sha = sha256_file(fetched.path)
-    prepared = prepare(fetched, challenge, workdir)
-    key = video_key(challenge.name, fetched.ref.video_id, prepared.path.suffix or ".mp4")
+    prepared = prepare(fetched, scope.definition, workdir)
+    key = scope.video_key(fetched.ref.video_id, prepared.path.suffix or ".mp4")
     # an unreachable object store fails the run (and its retry), it is not a property of this video
     object_store.put_file(key, prepared.path)
     width, height = prepared.probe.display_size

@@ -15,8 +15,8 @@ from tiktokfer_assets.tables import conform
 TABLE = "challenges"
 
 
-def register_challenge(challenge: ChallengeDefinition, store: TableStore, instance: DagsterInstance) -> bool:
-    """Persist the definition and add its partition key. Returns True when it was new or changed."""
+def store_challenge(challenge: ChallengeDefinition, store: TableStore) -> bool:
+    """Persist the definition in the table store. Returns True when it was new or changed."""
     stored = stored_challenges(store)
     previous = stored.filter(pl.col("challenge") == challenge.name)
     changed = previous.is_empty() or previous["version"][0] != challenge.version
@@ -27,6 +27,16 @@ def register_challenge(challenge: ChallengeDefinition, store: TableStore, instan
             "registered_at": dt.datetime.now(dt.timezone.utc),
         }])
         store.replace_partition(TABLE, challenge.name, row)
+    return changed
+
+
+def register_challenge(challenge: ChallengeDefinition, store: TableStore, instance: DagsterInstance) -> bool:
+    """Persist the definition and add its partition key. Returns True when it was new or changed.
+
+    Sensors return the partition key as a request instead (:func:`store_challenge` and
+    ``challenge_partitions.build_add_request``).
+    """
+    changed = store_challenge(challenge, store)
     if not instance.has_dynamic_partition(challenge_partitions.name, challenge.name):
         instance.add_dynamic_partitions(challenge_partitions.name, [challenge.name])
     return changed

@@ -158,6 +158,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "frames_with_faces": pl.Int32,
         "error": pl.String,  # why the video could not be fetched or decoded (null when it was checked)
         "checked_at": TIMESTAMP,
+        "matches": pl.String,  # JSON list, per watch-listed person: frames_matched, share, best_similarity, alert...
     },
     "alerts": {
         "video_id": pl.String,

@@ -7,11 +7,11 @@ partition, a content collection's or a challenge's: ``contents/<partition>/conte
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from tiktokfer_assets.contents import content_records, contents_key, to_json_lines
+from tiktokfer_assets.contents import content_records, to_json_lines
 from tiktokfer_assets.partitions import challenge_partitions
-from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import challenge_scope
 
 
 @asset(
@@ -27,9 +27,10 @@ def contents(
     object_store: ObjectStore,
     table_store: TableStore,
 ) -> MaterializeResult:
-    challenge = get_challenge(table_store, context.partition_key)
+    scope = challenge_scope(context, table_store)
+    challenge = scope.definition
     records = content_records(videos, frames, object_store.uri, challenge.max_video_seconds)
-    key = contents_key(challenge.name)
+    key = scope.contents_key()
     object_store.put_bytes(key, to_json_lines(records))
     failures = table_store.count("video_failures", challenge.name)
     context.log.info(f"{challenge.name}: {len(records)} content records written to {object_store.uri(key)} "

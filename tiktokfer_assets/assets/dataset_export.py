@@ -79,6 +79,7 @@ def gallery(release: Release, objects: ObjectStore, per_expression: int) -> str:
 
 @asset(
     group_name=DATASET_GROUP,
+    kinds={"polars", "parquet"},
     ins={
         "unique_faces": AssetIn(),
         "face_embeddings": AssetIn(metadata={"allow_missing_partitions": True}),

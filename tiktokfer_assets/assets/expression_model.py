@@ -35,15 +35,15 @@ from dagster import (
 )
 
 from tiktokfer_assets.assets.dataset_export import DATASET_GROUP
-from tiktokfer_assets.assets.faces import RETINAFACE_WEIGHTS, png_markdown
-from tiktokfer_assets.automation.trending import MOBILEFACENET_WEIGHTS
+from tiktokfer_assets.assets.faces import png_markdown
 from tiktokfer_assets.expression.agreement import AGREEMENT_THRESHOLD
 from tiktokfer_assets.expression.errors import ExpressionInputError
 from tiktokfer_assets.expression.settings import DEFAULT_BACKBONE, MIN_TEST_FACES, TrainConfig
-from tiktokfer_assets.fetch import require_file
+from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.object_store import ObjectStore
+from tiktokfer_assets.weights import require_file
 
 if TYPE_CHECKING:
     from tiktokfer_assets.expression.release import ReleaseModel
@@ -184,6 +184,7 @@ def model_metadata(result: "ReleaseModel", model_key: str, model_uri: str, diges
 
 @asset(
     group_name=DATASET_GROUP,
+    kinds={"pytorch"},
     deps=[EXPORT_ASSET],
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,

@@ -14,12 +14,12 @@ from dagster import (
 )
 
 from tiktokfer_assets.assets.collection import FACES_NOT_ASKED, skipped_outputs
-from tiktokfer_assets.fetch import require_file
+from tiktokfer_assets.models import RETINAFACE_WEIGHTS
 from tiktokfer_assets.partitions import challenge_partitions
-from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import ALIGNED, FACES, challenge_scope
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.align import (
     ARCFACE_SIZE,
@@ -29,11 +29,11 @@ from tiktokfer_assets.vision.align import (
     roll_degrees,
 )
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image, encode_jpeg, upright_crop
+from tiktokfer_assets.weights import require_file
 
 if TYPE_CHECKING:  # the detector imports torch: only the step that runs it pays for it
     from tiktokfer_assets.vision.detector import Detection
 
-RETINAFACE_WEIGHTS = "weights/retinaface_mobilenet0.25.pth"
 NOFACE_COLUMNS = ("frame_id", "video_id", "timestamp_s", "object_key", "prompt_label", "expression")
 
 
@@ -99,11 +99,12 @@ def png_markdown(png: bytes, alt: str) -> MetadataValue:
 
 @multi_asset(
     outs={
-        "faces": AssetOut(io_manager_key="table_io_manager", description=(
+        "faces": AssetOut(io_manager_key="table_io_manager", kinds={"polars", "pytorch"}, description=(
             "One row per detected face: box, score, landmarks, rotation, upright and aligned crop keys, "
             "prompt label and expression.")),
         "nofaces": AssetOut(
-            io_manager_key="table_io_manager", description="Frames without any face, even after the 90-degree retries."
+            io_manager_key="table_io_manager", kinds={"polars"},
+            description="Frames without any face, even after the 90-degree retries.",
         ),
     },
     partitions_def=challenge_partitions,
@@ -116,11 +117,12 @@ def faces(
     config: FacesConfig,
     frames: pl.DataFrame,
     object_store: ObjectStore,
-    gpu: GpuResource,
     table_store: TableStore,
+    gpu: GpuResource,
 ):
-    challenge = context.partition_key
-    if get_challenge(table_store, challenge).is_collection and not config.content_collections:
+    scope = challenge_scope(context, table_store)
+    challenge = scope.name
+    if scope.definition.is_collection and not config.content_collections:
         yield from skipped_outputs(context, {"faces": "faces", "nofaces": "nofaces"}, FACES_NOT_ASKED)
         return
     from tiktokfer_assets.vision.detector import FaceDetector
@@ -147,7 +149,7 @@ def faces(
                 noface_rows.append({k: frame[k] for k in NOFACE_COLUMNS})
             for rank, detection in enumerate(detections):
                 crop, aligned, roll, aligned_roll = face_crops(image, detection, config.margin)
-                keys = tuple(f"{kind}/{challenge}/{frame['frame_id']}_{rank}.jpg" for kind in ("faces", "aligned"))
+                keys = (scope.face_key(frame["frame_id"], rank), scope.aligned_key(frame["frame_id"], rank))
                 for key, picture in zip(keys, (crop, aligned)):
                     object_store.put_bytes(key, encode_jpeg(picture, config.jpeg_quality))
                 face_rows.append(face_row(frame, rank, detection, keys, (roll, aligned_roll)))
@@ -159,8 +161,8 @@ def faces(
 
     table = conform("faces", face_rows).sort("face_id")
     nofaces_table = conform("nofaces", noface_rows).sort("frame_id")
-    removed = object_store.delete_prefix(f"faces/{challenge}/", keep=set(table["object_key"]))
-    removed += object_store.delete_prefix(f"aligned/{challenge}/", keep=set(table["aligned_key"]))
+    removed = object_store.delete_prefix(scope.prefix(FACES), keep=set(table["object_key"]))
+    removed += object_store.delete_prefix(scope.prefix(ALIGNED), keep=set(table["aligned_key"]))
     metadata = {
         "faces": table.height,
         "frames_with_faces": table["frame_id"].n_unique(),
@@ -171,7 +173,7 @@ def faces(
     }
     if sample:
         sheet = contact_sheet(sample)
-        sheet_key = f"reports/{challenge}/faces_contact_sheet.png"
+        sheet_key = scope.report_key("faces_contact_sheet.png")
         object_store.put_bytes(sheet_key, sheet)
         metadata["contact_sheet"] = png_markdown(sheet, "contact sheet")
         metadata["contact_sheet_uri"] = MetadataValue.path(object_store.uri(sheet_key))

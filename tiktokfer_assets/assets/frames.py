@@ -10,10 +10,10 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from tiktokfer_assets.media.frames import FrameExtractionError, iter_frames
 from tiktokfer_assets.partitions import challenge_partitions
-from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import FRAMES, ChallengeScope, challenge_scope
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.crops import encode_jpeg
 
@@ -46,17 +46,18 @@ def label_frames(frames: pl.DataFrame, subvideos: pl.DataFrame) -> pl.DataFrame:
     return frames.drop("prompt_label", strict=False).join(hits, on="frame_id", how="left")
 
 
-def extract_video_frames(video: dict, challenge: str, every_s: float, max_seconds: float,
-                         jpeg_quality: int, object_store: ObjectStore, workdir: Path) -> tuple[list[dict], str | None]:
-    """Frames of one stored video as rows (the JPEGs go to the object store), and the decode error if
-    decoding broke off: the frames before the break are kept."""
+def extract_video_frames(video: dict, scope: ChallengeScope, every_s: float, jpeg_quality: int,
+                         object_store: ObjectStore, workdir: Path) -> tuple[list[dict], str | None]:
+    """Frames of one stored video up to the challenge's ``max_video_seconds`` as rows (the JPEGs go to the
+    object store under the scope's frame keys), and the decode error if decoding broke off: the frames
+    before the break are kept."""
     local = workdir / f"{video['video_id']}{Path(video['object_key']).suffix}"
     object_store.download(video["object_key"], local)
     rows, error = [], None
     try:
-        for t, image in iter_frames(local, every_s, max_seconds):
+        for t, image in iter_frames(local, every_s, scope.definition.max_video_seconds):
             fid = frame_id(video["video_id"], t)
-            key = f"frames/{challenge}/{fid}.jpg"
+            key = scope.frame_key(fid)
             object_store.put_bytes(key, encode_jpeg(image, jpeg_quality))
             rows.append({"frame_id": fid, "video_id": video["video_id"], "timestamp_s": t,
                          "width": image.shape[1], "height": image.shape[0], "object_key": key})
@@ -70,6 +71,7 @@ def extract_video_frames(video: dict, challenge: str, every_s: float, max_second
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
+    kinds={"polars", "ffmpeg"},
     group_name="frames_and_faces",
     description="One JPEG every `every_s` seconds of each video (one ffmpeg decode per video), with the prompt label "
                 "and its expression class.",
@@ -82,14 +84,14 @@ def frames(
     object_store: ObjectStore,
     table_store: TableStore,
 ):
-    challenge = get_challenge(table_store, context.partition_key)
+    scope = challenge_scope(context, table_store)
+    challenge = scope.definition
     stored = videos.sort("video_id").to_dicts()
     with tempfile.TemporaryDirectory(prefix="tiktokfer-frames-") as tmp:
         with ThreadPoolExecutor(max_workers=config.workers or os.cpu_count() or 1) as pool:
             per_video = list(pool.map(
                 lambda video: extract_video_frames(
-                    video, challenge.name, config.every_s, challenge.max_video_seconds,
-                    config.jpeg_quality, object_store, Path(tmp),
+                    video, scope, config.every_s, config.jpeg_quality, object_store, Path(tmp)
                 ),
                 stored,
             ))
@@ -103,7 +105,7 @@ def frames(
         expression=pl.col("prompt_label").replace_strict(vocabulary, default=None, return_dtype=pl.String)
     )
     table = conform("frames", table).sort("frame_id")
-    removed = object_store.delete_prefix(f"frames/{challenge.name}/", keep=set(table["object_key"]))
+    removed = object_store.delete_prefix(scope.prefix(FRAMES), keep=set(table["object_key"]))
     labelled = table.filter(pl.col("prompt_label").is_not_null())
     yield Output(table, metadata={
         "frames": table.height,

@@ -15,11 +15,11 @@ from tiktokfer_assets.identity.thresholds import SAME_PERSON_SIMILARITY
 from tiktokfer_assets.identity.tracking import assign_tracks
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.paths import PROJECT_ROOT
-from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import challenge_scope
 from tiktokfer_assets.tables import LANDMARK_COLUMNS, conform
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image
 
@@ -44,6 +44,7 @@ class EmbeddingConfig(Config):
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="parquet_io_manager",
+    kinds={"parquet", "pytorch"},
     group_name="individuals",
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
@@ -58,7 +59,7 @@ def face_embeddings(
     gpu: GpuResource,
     table_store: TableStore,
 ):
-    if get_challenge(table_store, context.partition_key).is_collection:
+    if challenge_scope(context, table_store).definition.is_collection:
         yield from skipped_outputs(context, {"result": NO_EMBEDDINGS})
         return
     from tiktokfer_assets.identity.embedders import build_embedder  # torch: only the step that embeds imports it
@@ -140,14 +141,17 @@ def flag_baseline_creator(final: pl.DataFrame, baseline_video_id: str | None) ->
     outs={
         "faces_with_intra_ind": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars"},
             description="Faces with their track within the video (coordinate tracking).",
         ),
         "similarities": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars", "pytorch"},
             description="Cosine similarity of track mean embeddings: top-k pairs above a floor.",
         ),
         "individuals": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars"},
             metadata={"table": "faces_with_final_ind"},
             description="Faces with their individual across videos, after manual corrections "
             "(table faces_with_final_ind).",
@@ -166,8 +170,9 @@ def individuals(
     object_store: ObjectStore,
     table_store: TableStore,
 ):
-    challenge = context.partition_key
-    if get_challenge(table_store, challenge).is_collection:
+    scope = challenge_scope(context, table_store)
+    challenge = scope.name
+    if scope.definition.is_collection:
         yield from skipped_outputs(context, {"faces_with_intra_ind": "faces_with_intra_ind",
                                              "similarities": "similarities", "individuals": "faces_with_final_ind"})
         return

@@ -9,13 +9,21 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from tiktokfer_assets.assets.collection import skipped_outputs
 from tiktokfer_assets.audio.decode import AudioDecodeError, NoAudioError, decode_audio
-from tiktokfer_assets.audio.matching import WORK_RATE, Prompt, PromptLocator, PromptMatch, reaction_span, unmatched
+from tiktokfer_assets.audio.matching import (
+    REASON_NO_AUDIO,
+    WORK_RATE,
+    PromptLocator,
+    PromptMatch,
+    PromptSpan,
+    reaction_span,
+    unmatched,
+)
 from tiktokfer_assets.challenges import ChallengeDefinition
 from tiktokfer_assets.partitions import challenge_partitions
-from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import challenge_scope
 from tiktokfer_assets.tables import conform
 
 
@@ -51,7 +59,7 @@ def match_rows(video: dict, matches: list[PromptMatch], challenge: ChallengeDefi
     return rows
 
 
-def baseline_matches(prompts: list[Prompt]) -> list[PromptMatch]:
+def baseline_matches(prompts: list[PromptSpan]) -> list[PromptMatch]:
     """The baseline's own prompts are where its definition says they are."""
     return [PromptMatch(p.label, i, True, p.start_s, p.end_s, 1.0, None, 1.0) for i, p in enumerate(prompts)]
 
@@ -59,6 +67,7 @@ def baseline_matches(prompts: list[Prompt]) -> list[PromptMatch]:
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
+    kinds={"polars", "ffmpeg"},
     group_name="labels",
     description="Per video and prompt: where the prompt is said (start_s, end_s, NCC score) or why it was not found.",
 )
@@ -69,11 +78,11 @@ def subvideos(
     object_store: ObjectStore,
     table_store: TableStore,
 ):
-    challenge = get_challenge(table_store, context.partition_key)
+    challenge = challenge_scope(context, table_store).definition
     if challenge.is_collection:
         yield from skipped_outputs(context, {"result": "subvideos"})
         return
-    prompts = [Prompt(p.label, p.start_s, p.end_s) for p in challenge.prompts]
+    prompts = [PromptSpan(p.label, p.start_s, p.end_s) for p in challenge.prompts]
     baseline = videos.filter(pl.col("role") == "baseline").row(0, named=True)
     performances = videos.filter(pl.col("role") == "performance").sort("video_id").to_dicts()
 
@@ -85,7 +94,7 @@ def subvideos(
             try:
                 return decode_audio(local, config.sample_rate), None
             except NoAudioError:
-                return None, "no audio"
+                return None, REASON_NO_AUDIO
             except AudioDecodeError as exc:
                 return None, f"audio decode failed: {exc}"
             finally:

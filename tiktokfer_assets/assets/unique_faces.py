@@ -10,10 +10,10 @@ from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from tiktokfer_assets.assets.collection import skipped_outputs
 from tiktokfer_assets.identity.dedup import select_unique
 from tiktokfer_assets.partitions import challenge_partitions
-from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import challenge_scope
 from tiktokfer_assets.tables import LANDMARK_COLUMNS, conform
 from tiktokfer_assets.vision.align import frontality
 
@@ -50,6 +50,7 @@ class UniqueFacesConfig(Config):
 @asset(
     partitions_def=challenge_partitions,
     io_manager_key="table_io_manager",
+    kinds={"polars"},
     group_name="individuals",
     description="Best face of each group of near-duplicate crops per individual and expression, with the removed "
                 "duplicates.",
@@ -61,7 +62,8 @@ def unique_faces(
     object_store: ObjectStore,
     table_store: TableStore,
 ):
-    if get_challenge(table_store, context.partition_key).is_collection:
+    scope = challenge_scope(context, table_store)
+    if scope.definition.is_collection:
         yield from skipped_outputs(context, {"result": "unique_faces"})
         return
     crops = StoredCrops(object_store, dict(individuals.select("face_id", "object_key").iter_rows()))
@@ -76,7 +78,7 @@ def unique_faces(
     duplicates = pl.Series("duplicates", [json.dumps(ids) for ids in kept["duplicates"].to_list()], dtype=pl.String)
     table = conform("unique_faces", kept.with_columns(duplicates)).sort("face_id")
     removed = individuals.height - table.height
-    context.log.info(f"{context.partition_key}: {table.height} unique faces kept, {removed} duplicates removed")
+    context.log.info(f"{scope.name}: {table.height} unique faces kept, {removed} duplicates removed")
     yield Output(table, metadata={
         "unique_faces": table.height,
         "duplicates_removed": removed,

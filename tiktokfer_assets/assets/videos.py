@@ -9,11 +9,11 @@ from dagster import AssetExecutionContext, AssetOut, Failure, MetadataValue, Out
 
 from tiktokfer_assets.ingest import IngestError, store_video
 from tiktokfer_assets.partitions import challenge_partitions
-from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.resources.video_source import VideoSourceResource
+from tiktokfer_assets.scope import VIDEOS, challenge_scope
 from tiktokfer_assets.sources.base import INVALID, LISTING_ERROR, SOURCE_URL, VideoRef
 from tiktokfer_assets.sources.download_pool import fetch_all
 from tiktokfer_assets.tables import conform
@@ -53,10 +53,12 @@ def _not_listed(previous: dict[str, dict], listed: set[str], object_store: Objec
     outs={
         "videos": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars", "ffmpeg"},
             description="One row per stored video (baseline and performances).",
         ),
         "video_failures": AssetOut(
             io_manager_key="table_io_manager",
+            kinds={"polars"},
             description="Videos that could not be fetched or decoded, with the reason.",
         ),
     },
@@ -69,7 +71,8 @@ def videos(
     table_store: TableStore,
     video_sources: VideoSourceResource,
 ):
-    challenge = get_challenge(table_store, context.partition_key)
+    scope = challenge_scope(context, table_store)
+    challenge = scope.definition
     previous = {row["video_id"]: row for row in table_store.read("videos", [challenge.name]).iter_rows(named=True)}
     source = video_sources.for_challenge(challenge)
     baseline = video_sources.baseline(challenge)  # None: a content collection, performances only
@@ -106,7 +109,7 @@ def videos(
                     failures.append(_failure(outcome.ref, role, stage, outcome.error, outcome.attempts))
                 else:
                     try:
-                        rows.append(store_video(outcome.fetched, challenge, role, object_store, workdir))
+                        rows.append(store_video(outcome.fetched, scope, role, object_store, workdir))
                     except IngestError as exc:
                         failures.append(_failure(outcome.ref, role, exc.stage, str(exc), outcome.attempts))
                     finally:
@@ -140,11 +143,11 @@ def videos(
         "trimmed": int(table["trimmed"].sum() or 0),
         "watermark_masked": int(table["watermark_masked"].sum() or 0),
         "total_seconds": float(table["duration_s"].sum() or 0.0),
-        "storage_prefix": MetadataValue.text(object_store.uri(f"videos/{challenge.name}")),
+        "storage_prefix": MetadataValue.text(object_store.uri(scope.prefix(VIDEOS))),
         "preview_failures": MetadataValue.md(markdown_preview(failure_table)),
     })
     if complete:
         # Dagster stores an output before the generator resumes: these rows are committed now, so the
         # objects of videos no longer part of the challenge can go (a failed run never gets here)
-        orphans = object_store.delete_prefix(f"videos/{challenge.name}/", keep=set(table["object_key"]))
+        orphans = object_store.delete_prefix(scope.prefix(VIDEOS), keep=set(table["object_key"]))
         context.log.info(f"{challenge.name}: {orphans} stale objects removed")

@@ -131,7 +131,7 @@ REASON_OUTSIDE_VIDEO = "outside video"
 
 
 @dataclass(frozen=True)
-class Prompt:
+class PromptSpan:
     """One prompt of a challenge: its label and its span (seconds) in the baseline's audio."""
 
     label: str
@@ -166,7 +166,7 @@ class PromptMatch:
     time / rate), one per video; None when no prompt was found."""
 
 
-def unmatched(prompts: Sequence[Prompt], reason: str) -> list[PromptMatch]:
+def unmatched(prompts: Sequence[PromptSpan], reason: str) -> list[PromptMatch]:
     """Rows saying that none of ``prompts`` was found, for ``reason`` (e.g. a video without audio)."""
     return [PromptMatch(p.label, i, False, None, None, 0.0, reason) for i, p in enumerate(prompts)]
 
@@ -435,7 +435,7 @@ def _peaks(curve: np.ndarray, min_distance: int, count: int) -> list[int]:
 class _Snippet:
     """One prompt cut from the baseline, in both compared forms."""
 
-    prompt: Prompt
+    prompt: PromptSpan
     start: int  # span in the baseline, samples at WORK_RATE
     end: int
     white: _Template  # whitened waveform of the span
@@ -460,7 +460,7 @@ class PromptLocator:
     """
 
     def __init__(
-        self, baseline: np.ndarray, prompts: Sequence[Prompt], sample_rate: int, *, min_score: float = MIN_SCORE
+        self, baseline: np.ndarray, prompts: Sequence[PromptSpan], sample_rate: int, *, min_score: float = MIN_SCORE
     ):
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
@@ -805,7 +805,7 @@ def _at_own_rate(matches: list[PromptMatch]) -> list[PromptMatch]:
 
 def locate_prompts(
     baseline: np.ndarray,
-    prompts: Sequence[Prompt],
+    prompts: Sequence[PromptSpan],
     video: np.ndarray,
     sample_rate: int,
     *,

@@ -3,13 +3,14 @@
 Each tick it looks at the ``*.yaml``/``*.yml`` files of the challenges folder
 (``TIKTOKFER_CHALLENGES_DIR``, default ``challenges/`` of the repository). A file
 whose bytes changed since the sensor last saw it (the cursor keeps a sha256 per
-file) is validated; a valid definition is persisted in the table store and added
-as a ``challenge`` partition (:func:`register_challenge`), and a run of the
-all-assets job is requested for it with ``run_key = "<name>:<version>"``, so a
-version of a definition is materialised once however often it is re-read. An
-invalid file is reported in the sensor's log and skipped (until it is edited)
-without holding up the others. At most ``max_per_tick`` files are handled per
-tick; the rest wait for the next tick.
+file) is validated; a valid definition is persisted in the table store
+(:func:`store_challenge`), and the sensor's result asks Dagster to add its
+``challenge`` partition (the daemon adds it before launching any run; the sensor
+itself never writes to the instance) and to run the all-assets job for it with
+``run_key = "<name>:<version>"``, so a version of a definition is materialised once
+however often it is re-read. An invalid file is reported in the sensor's log and
+skipped (until it is edited) without holding up the others. At most
+``max_per_tick`` files are handled per tick; the rest wait for the next tick.
 
 Deleting a file does not delete its challenge: its data stays until removed by hand.
 """
@@ -29,7 +30,7 @@ from dagster import (
     sensor,
 )
 
-from tiktokfer_assets.automation.jobs import challenge_all_assets_job
+from tiktokfer_assets.automation.jobs import challenge_all_assets_job, challenge_runs
 from tiktokfer_assets.challenges import (
     ChallengeDefinition,
     ChallengeError,
@@ -40,7 +41,7 @@ from tiktokfer_assets.challenges import (
 )
 from tiktokfer_assets.media.probe import ProbeError, probe
 from tiktokfer_assets.paths import PROJECT_ROOT
-from tiktokfer_assets.registry import register_challenge
+from tiktokfer_assets.registry import store_challenge
 from tiktokfer_assets.resources.table_store import TableStore
 
 CHALLENGES_DIR_ENV = "TIKTOKFER_CHALLENGES_DIR"
@@ -150,7 +151,7 @@ def build_challenge_sensor(
                 context.log.error(f"skipped {file.path}: {exc}")
                 cursor.files[file.name] = {"sha256": file.digest, "challenge": None}
                 continue
-            changed = register_challenge(challenge, table_store, context.instance)
+            changed = store_challenge(challenge, table_store)
             context.log.info(
                 f"{file.name}: challenge {challenge.name!r} version {challenge.version} "
                 f"{'registered' if changed else 'already registered'}; requesting its run"
@@ -161,7 +162,7 @@ def build_challenge_sensor(
                 partition_key=challenge.name,
                 tags={"tiktokfer/challenge_version": challenge.version, "tiktokfer/definition": file.name},
             ))
-        return SensorResult(run_requests=run_requests, cursor=cursor.to_json())
+        return challenge_runs(run_requests, cursor.to_json())
 
     return _sensor
 

@@ -9,6 +9,9 @@ requested for the partition, keyed by the set of new ids so the same set never
 triggers twice (the cursor keeps that set's fingerprint per challenge). A challenge
 with a run queued or in progress is left for a later tick. A source that cannot be
 listed is logged and retried on the next visit without holding up the others.
+The result also asks for the ``challenge`` partition of every requested run, so a
+definition stored without its partition (the challenge sensor's request not applied
+yet, a fresh instance) still runs; the daemon skips partitions that exist.
 
 A Research API source is listed incrementally: the cursor keeps, per challenge
 version, the UTC day of its last successful listing, and later ticks ask only for
@@ -35,7 +38,7 @@ from dagster import (
     sensor,
 )
 
-from tiktokfer_assets.automation.jobs import challenge_all_assets_job
+from tiktokfer_assets.automation.jobs import challenge_all_assets_job, challenge_runs
 from tiktokfer_assets.challenges import challenge_from_json
 from tiktokfer_assets.registry import stored_challenges
 from tiktokfer_assets.resources.table_store import TableStore
@@ -161,7 +164,7 @@ def build_new_video_sensor(
                 partition_key=name,
                 tags={"tiktokfer/new_videos": str(len(new))},
             ))
-        return SensorResult(run_requests=run_requests, cursor=cursor.to_json())
+        return challenge_runs(run_requests, cursor.to_json())
 
     return _sensor
 

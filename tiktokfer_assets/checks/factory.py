@@ -5,7 +5,8 @@
 for the building blocks). :func:`checks_per_table` turns the declarations into one
 op per asset (with the multiprocess executor every op is a process that imports
 torch: one op per check would multiply a run's start-up cost). Each check reads the
-challenge partition's rows through the table store, passes when no row offends,
+challenge partition's rows through the table store (its definition and object keys
+through the partition's :class:`~tiktokfer_assets.scope.ChallengeScope`), passes when no row offends,
 and otherwise reports how many rows do and shows the first of them.
 
 A **blocking** check (the default) fails with severity ERROR, so downstream assets
@@ -33,35 +34,39 @@ from dagster import (
     AssetCheckSpec,
     AssetKey,
     MetadataValue,
+    PartitionsDefinition,
     multi_asset_check,
 )
 
-from tiktokfer_assets.challenges import ChallengeDefinition
 from tiktokfer_assets.partitions import challenge_partitions
-from tiktokfer_assets.registry import get_challenge
 from tiktokfer_assets.resources.io_managers import markdown_preview
 from tiktokfer_assets.resources.object_store import ObjectStore
-from tiktokfer_assets.resources.table_store import TableStore
+from tiktokfer_assets.scope import ChallengeScope, challenge_scope
 
 SAMPLE_ROWS = 10
 
 
 @dataclass
 class PartitionTables:
-    """What an invariant sees: one challenge partition of any table (each read once), its definition, its objects."""
+    """What an invariant sees: one partition of any table (each read once), its scope (definition and object
+    keys), its objects.
 
-    challenge: str
-    table_store: TableStore
+    The partition is a challenge's name, or a feed's for the trending monitor's tables (whose invariants never
+    ask for a definition: the scope reads it only when asked).
+    """
+
+    scope: ChallengeScope
     object_store: ObjectStore
     _tables: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
 
+    @property
+    def challenge(self) -> str:
+        return self.scope.name
+
     def table(self, name: str) -> pl.DataFrame:
         if name not in self._tables:
-            self._tables[name] = self.table_store.read(name, [self.challenge])
+            self._tables[name] = self.scope.table_store.read(name, [self.challenge])
         return self._tables[name]
-
-    def definition(self) -> ChallengeDefinition:
-        return get_challenge(self.table_store, self.challenge)
 
     def object_keys(self, prefix: str) -> pl.DataFrame:
         """The stored object keys under ``prefix`` (one listing), as a one-column frame ``object_key``."""
@@ -77,6 +82,7 @@ class TableCheck:
     description: str
     violations: Callable[[PartitionTables], pl.DataFrame]
     blocking: bool = True
+    partitions_def: PartitionsDefinition = challenge_partitions  # the asset's
 
     @property
     def key(self) -> AssetCheckKey:
@@ -85,7 +91,7 @@ class TableCheck:
     def spec(self) -> AssetCheckSpec:
         return AssetCheckSpec(
             self.name, asset=self.asset, description=self.description, blocking=self.blocking,
-            partitions_def=challenge_partitions,
+            partitions_def=self.partitions_def,
         )
 
 
@@ -96,9 +102,11 @@ def table_check(
     violations: Callable[[PartitionTables], pl.DataFrame],
     *,
     blocking: bool = True,
+    partitions_def: PartitionsDefinition = challenge_partitions,
 ) -> TableCheck:
-    """Declare the check ``name`` of ``asset``: it fails on the rows ``violations`` returns."""
-    return TableCheck(asset, name, description, violations, blocking)
+    """Declare the check ``name`` of ``asset`` (partitioned as ``partitions_def``): it fails on the rows
+    ``violations`` returns."""
+    return TableCheck(asset, name, description, violations, blocking, partitions_def)
 
 
 def check_result(invariant: TableCheck, tables: PartitionTables, log: logging.Logger) -> AssetCheckResult:
@@ -123,7 +131,7 @@ def check_result(invariant: TableCheck, tables: PartitionTables, log: logging.Lo
 
 
 def checks_per_table(checks: Sequence[TableCheck]) -> list[AssetChecksDefinition]:
-    """One op per asset (``<asset>_checks``) running that asset's ``checks`` on the run's challenge partition."""
+    """One op per asset (``<asset>_checks``) running that asset's ``checks`` on the run's partition."""
     by_asset: dict[str, list[TableCheck]] = {}
     for check in checks:
         by_asset.setdefault(check.asset, []).append(check)
@@ -138,7 +146,8 @@ def _asset_checks(asset: str, checks: Sequence[TableCheck]) -> AssetChecksDefini
         required_resource_keys={"table_store", "object_store"},
     )
     def _checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
-        tables = PartitionTables(context.partition_key, context.resources.table_store, context.resources.object_store)
+        scope = challenge_scope(context, context.resources.table_store)
+        tables = PartitionTables(scope, context.resources.object_store)
         for check in checks:
             if check.key in context.selected_asset_check_keys:
                 yield check_result(check, tables, context.log)

@@ -48,7 +48,7 @@ def frames_off_grid_or_past_the_end(t: PartitionTables) -> pl.DataFrame:
 
 
 def frames_with_foreign_labels(t: PartitionTables) -> pl.DataFrame:
-    labels = t.definition().prompts
+    labels = t.scope.definition.prompts
     return t.table("frames").filter(
         pl.col("prompt_label").is_not_null() & ~pl.col("prompt_label").is_in([p.label for p in labels])
     )

@@ -19,6 +19,7 @@ from tiktokfer_assets.checks.invariants import (
     spans_outside,
     unresolved_references,
 )
+from tiktokfer_assets.scope import VIDEOS
 
 # ingest.trim accepts a stream-copy cut that overshoots the cap by up to this (it ends on a packet)
 TRIM_OVERSHOOT_S = 1.0
@@ -28,7 +29,7 @@ REQUIRED_VIDEO_COLUMNS = ["video_id", "role", "object_key", "sha256", "duration_
 def videos_past_cap(t: PartitionTables) -> pl.DataFrame:
     """Stored videos longer than the challenge's ``max_video_seconds`` (or than the original)."""
     videos = t.table("videos")
-    cap = t.definition().max_video_seconds
+    cap = t.scope.definition.max_video_seconds
     return pl.concat([
         spans_outside(videos, 0.0, "duration_s", cap, tolerance=TRIM_OVERSHOOT_S),
         spans_outside(videos, 0.0, "duration_s", "original_duration_s"),
@@ -37,7 +38,7 @@ def videos_past_cap(t: PartitionTables) -> pl.DataFrame:
 
 def objects_missing(t: PartitionTables) -> pl.DataFrame:
     """Rows whose ``object_key`` is not in the object store."""
-    stored = t.object_keys(f"videos/{t.challenge}/")
+    stored = t.object_keys(t.scope.prefix(VIDEOS))
     return unresolved_references(t.table("videos"), stored, "object_key")
 
 

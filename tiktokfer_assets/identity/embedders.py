@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tiktokfer_assets.fetch import MOBILEFACENET_WEIGHTS, require_file
+from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS
 from tiktokfer_assets.vision.align import align_face
 from tiktokfer_assets.vision.mobilefacenet import EMBEDDING_DIM, INPUT_SIZE, load_mobilefacenet
+from tiktokfer_assets.weights import require_file
 
 Landmarks5 = np.ndarray | Sequence[Sequence[float]]
 """Five ``(x, y)`` points: left eye, right eye, nose, left mouth corner, right mouth corner."""

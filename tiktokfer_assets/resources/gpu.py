@@ -8,6 +8,8 @@ from typing import Literal, TypeVar
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from tiktokfer_assets.vision.device import resolve_device
+
 T = TypeVar("T")
 
 GPU_POOL = "gpu"
@@ -31,24 +33,15 @@ class GpuResource(ConfigurableResource):
     _models: dict = PrivateAttr(default_factory=dict)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._device = self.resolve_device()
+        self._device = resolve_device(self.device)
         self._models = {}
         if context.log is not None:
             context.log.info(f"GPU resource: using torch device {self._device!r} (asked for {self.device!r})")
 
-    def resolve_device(self) -> str:
-        import torch
-
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("GpuResource(device='cuda') but torch sees no CUDA device; use 'auto' or 'cpu'")
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
-
     @property
     def torch_device(self) -> str:
         if not self._device:
-            self._device = self.resolve_device()
+            self._device = resolve_device(self.device)
         return self._device
 
     def model(self, key: str, build: Callable[[str, int], T]) -> T:

@@ -30,7 +30,7 @@ import psycopg
 from dagster import InitResourceContext
 from psycopg import sql
 
-from tiktokfer_assets.resources.s3_object_store import config_value
+from tiktokfer_assets.resources.fields import config_value
 from tiktokfer_assets.resources.table_store import (
     TableStore,
     TableStoreError,

@@ -22,21 +22,13 @@ from dagster import InitResourceContext
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
+from tiktokfer_assets.resources.fields import config_value
 from tiktokfer_assets.resources.object_store import ObjectStore, ObjectStoreError, _check_key
 
 MB = 1 << 20
 _CREDENTIAL_CODES = {"403", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken",
                      "ExpiredToken", "AuthorizationHeaderMalformed"}
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
-
-
-def config_value(value):
-    """A resource field's value, or the value of the environment variable an ``EnvVar`` field names.
-
-    Inside a run Dagster has resolved ``EnvVar`` fields already; this covers direct use
-    of a resource outside a run (the CLI, scripts, tests).
-    """
-    return value.get_value() if callable(getattr(value, "get_value", None)) else value  # EnvVar, EnvVar.int
 
 
 def _error_code(exc: BaseException) -> str:

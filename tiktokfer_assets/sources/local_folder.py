@@ -8,8 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiktokfer_assets.fetch import sha256_of as sha256_file
 from tiktokfer_assets.sources.base import INVALID, FetchedVideo, FetchError, VideoRef, path_inside
+from tiktokfer_assets.weights import sha256_of as sha256_file
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
 

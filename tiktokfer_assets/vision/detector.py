@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tiktokfer_assets.vision.device import resolve_device
 from tiktokfer_assets.vision.retinaface import MEAN_BGR, detect_batch, load_retinaface
 
 STRIDE = 32  # coarsest network stride; inputs are padded to a multiple of it
@@ -63,16 +64,6 @@ class Detection:
     landmarks: tuple[tuple[float, float], ...]
     rotation: int
     truncated: bool = False
-
-
-def resolve_device(device: Literal["auto", "cpu", "cuda"] | str) -> torch.device:
-    """``auto`` -> CUDA when torch sees one, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
-    return resolved
 
 
 def _unrotate_points(points: np.ndarray, rotation: int, width: int, height: int) -> np.ndarray:
@@ -138,7 +129,7 @@ class FaceDetector:
     ) -> None:
         if batch_size < 1 or max_size < STRIDE:
             raise ValueError(f"batch_size must be >= 1 and max_size >= {STRIDE}")
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device))
         self.batch_size = batch_size
         self.score_threshold = score_threshold
         self.edge_score_threshold = edge_score_threshold

@@ -2,7 +2,7 @@
 Real-Time Face Verification on Mobile Devices") in PyTorch.
 
 The module names match the public CASIA-WebFace checkpoint used by the tests
-(``weights_dir()/"mobilefacenet_casia.ckpt"``: a dict whose ``net_state_dict`` holds
+(``models.MOBILEFACENET_WEIGHTS``: a dict whose ``net_state_dict`` holds
 ``conv1.*``, ``dw_conv1.*``, ``blocks.<i>.conv.<j>.*``, ``conv2.*``, ``linear7.*``,
 ``linear1.*``), so the checkpoint loads with ``strict=True`` and nothing is renamed.
 

@@ -3,7 +3,7 @@
 Why it is written here: ``retinaface-pytorch`` on PyPI pins ``torch==1.9`` and cannot
 be installed beside the torch this project needs, so the network of
 biubug6/Pytorch_Retinaface (MIT) is re-implemented with the same module names. The
-public checkpoint ``mobilenet0.25_Final.pth`` (``weights_dir()/"retinaface_mobilenet0.25.pth"``,
+public checkpoint ``mobilenet0.25_Final.pth`` (``models.RETINAFACE_WEIGHTS``,
 keys ``body.*``, ``fpn.*``, ``ssh1..3.*``, ``ClassHead.*``, ``BboxHead.*``,
 ``LandmarkHead.*``) therefore loads unchanged with ``strict=True``; a ``module.``
 prefix left by ``nn.DataParallel`` is stripped.

@@ -22,10 +22,9 @@ from pathlib import Path
 from tiktokfer_assets.paths import PROJECT_ROOT, media_dir, weights_dir
 
 MANIFEST = PROJECT_ROOT / "weights" / "manifest.tsv"
-MOBILEFACENET_WEIGHTS = "weights/mobilefacenet_casia.ckpt"
 
 
-class FetchError(RuntimeError):
+class WeightsError(RuntimeError):
     """A manifest file could not be fetched or failed verification."""
 
 
@@ -37,12 +36,17 @@ class ManifestEntry:
 
     @property
     def destination(self) -> Path:
-        top, _, rest = self.path.partition("/")
-        if top == "weights":
-            return weights_dir() / rest
-        if top == "media":
-            return media_dir() / rest
-        raise FetchError(f"manifest path {self.path!r} must start with weights/ or media/")
+        return destination_of(self.path)
+
+
+def destination_of(manifest_path: str) -> Path:
+    """Where the manifest file ``manifest_path`` lands on this machine (not verified: see :func:`require_file`)."""
+    top, _, rest = manifest_path.partition("/")
+    if top == "weights":
+        return weights_dir() / rest
+    if top == "media":
+        return media_dir() / rest
+    raise WeightsError(f"manifest path {manifest_path!r} must start with weights/ or media/")
 
 
 def read_manifest(path: Path = MANIFEST) -> list[ManifestEntry]:
@@ -52,7 +56,7 @@ def read_manifest(path: Path = MANIFEST) -> list[ManifestEntry]:
             continue
         fields = line.split("\t")
         if len(fields) != 3:
-            raise FetchError(f"{path}:{line_no}: expected 3 tab-separated fields, got {len(fields)}")
+            raise WeightsError(f"{path}:{line_no}: expected 3 tab-separated fields, got {len(fields)}")
         entries.append(ManifestEntry(*fields))
     return entries
 
@@ -71,7 +75,7 @@ def _copy_from_source(entry: ManifestEntry, source: str, tmp: Path) -> None:
     elif source:
         local = Path(source).expanduser() / entry.path
         if not local.is_file():
-            raise FetchError(
+            raise WeightsError(
                 f"{entry.path}: not found in local source {local.parent}. "
                 f"Point TIKTOKFER_FETCH_SOURCE (or --source) at a folder holding {entry.path}."
             )
@@ -83,7 +87,7 @@ def _copy_from_source(entry: ManifestEntry, source: str, tmp: Path) -> None:
         with urllib.request.urlopen(url, timeout=60) as response, tmp.open("wb") as out:
             shutil.copyfileobj(response, out)
     except OSError as exc:
-        raise FetchError(
+        raise WeightsError(
             f"{entry.path}: download from {url} failed ({exc}). Without internet, set "
             f"TIKTOKFER_FETCH_SOURCE to a local folder holding {entry.path}."
         ) from exc
@@ -102,7 +106,7 @@ def fetch_entry(entry: ManifestEntry, source: str = "") -> tuple[Path, bool]:
         _copy_from_source(entry, source, tmp)
         actual = sha256_of(tmp)
         if actual != entry.sha256:
-            raise FetchError(
+            raise WeightsError(
                 f"{entry.path}: sha256 mismatch (expected {entry.sha256}, got {actual}). "
                 "The source holds a different file; fetch it from the manifest URL or fix the source folder."
             )
@@ -112,7 +116,7 @@ def fetch_entry(entry: ManifestEntry, source: str = "") -> tuple[Path, bool]:
     return dest, True
 
 
-def fetch_all(source: str | None = None, only: str | None = None) -> list[tuple[Path, bool]]:
+def fetch_weights(source: str | None = None, only: str | None = None) -> list[tuple[Path, bool]]:
     """Fetch every manifest entry (or those whose path starts with ``only``)."""
     source = os.environ.get("TIKTOKFER_FETCH_SOURCE", "") if source is None else source
     return [fetch_entry(e, source) for e in read_manifest() if only is None or e.path.startswith(only)]
@@ -134,13 +138,13 @@ def require_file(manifest_path: str) -> Path:
         if entry.path == manifest_path:
             dest = entry.destination
             if not dest.is_file():
-                raise FetchError(f"{dest} is missing: run `tiktokfer fetch` (it verifies {entry.path} by sha256).")
+                raise WeightsError(f"{dest} is missing: run `tiktokfer fetch` (it verifies {entry.path} by sha256).")
             stat = dest.stat()
             stamp = (stat.st_size, stat.st_mtime_ns)
             if _VERIFIED.get(dest) != stamp:
                 if sha256_of(dest) != entry.sha256:
-                    raise FetchError(f"{dest} is damaged (truncated or altered: its sha256 is not the manifest's for "
+                    raise WeightsError(f"{dest} is damaged (truncated or altered: its sha256 is not the manifest's for "
                                      f"{entry.path}): run `tiktokfer fetch` to fetch it again.")
                 _VERIFIED[dest] = stamp
             return dest
-    raise FetchError(f"{manifest_path} is not in {MANIFEST}")
+    raise WeightsError(f"{manifest_path} is not in {MANIFEST}")
