@@ -82,6 +82,20 @@ def test_a_collection_has_neither_baseline_nor_prompts():
         parse_challenge({"name": "c", "source": source, "baseline": {"path": "/x/b.mp4"}})
 
 
+def test_the_dataset_export_leaves_collections_out(tmp_path, instance):
+    from tiktokfer_assets.assets.dataset_export import selected_versions
+    from tiktokfer_assets.dataset import DatasetError
+
+    store = local_resources(tmp_path)["table_store"]
+    challenge = parse_challenge({"name": "dance", "source": {"kind": "local_folder", "path": "/v"},
+                                 "baseline": {"path": "/b.mp4"}, "prompts": [{"label": "go", "start_s": 0, "end_s": 1}]})
+    for definition in (challenge, parse_challenge({"name": "clips", "source": {"kind": "records", "path": "/r.jsonl"}})):
+        register_challenge(definition, store, instance)
+    assert selected_versions(store, []) == {"dance": challenge.version}
+    with pytest.raises(DatasetError, match=r"unknown challenges \['clips'\]"):
+        selected_versions(store, ["clips"])
+
+
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory) -> Path:
     """The generator's videos (two readable, one truncated) listed in a records file with metadata, and its YAML."""
