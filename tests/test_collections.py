@@ -87,9 +87,11 @@ def test_the_dataset_export_leaves_collections_out(tmp_path, instance):
     from tiktokfer_assets.dataset import DatasetError
 
     store = local_resources(tmp_path)["table_store"]
+    prompts = [{"label": "go", "start_s": 0, "end_s": 1}]
     challenge = parse_challenge({"name": "dance", "source": {"kind": "local_folder", "path": "/v"},
-                                 "baseline": {"path": "/b.mp4"}, "prompts": [{"label": "go", "start_s": 0, "end_s": 1}]})
-    for definition in (challenge, parse_challenge({"name": "clips", "source": {"kind": "records", "path": "/r.jsonl"}})):
+                                 "baseline": {"path": "/b.mp4"}, "prompts": prompts})
+    collection = parse_challenge({"name": "clips", "source": {"kind": "records", "path": "/r.jsonl"}})
+    for definition in (challenge, collection):
         register_challenge(definition, store, instance)
     assert selected_versions(store, []) == {"dance": challenge.version}
     with pytest.raises(DatasetError, match=r"unknown challenges \['clips'\]"):

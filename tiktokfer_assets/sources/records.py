@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tiktokfer_assets.sources.base import INVALID, FetchedVideo, FetchError, VideoRef, check_video_id, path_inside
+from tiktokfer_assets.sources.base import INVALID, FetchedVideo, VideoRef, check_video_id
+from tiktokfer_assets.sources.local_folder import LocalFolderSource
 from tiktokfer_assets.sources.ytdlp import YtDlpSource
 
 # ``VideoRef.info`` key of the record a ref was listed from (a dict, as read)
@@ -114,14 +114,8 @@ class RecordsSource:
         return read_records(self.path)[:limit]
 
     def fetch(self, ref: VideoRef, dest_dir: Path) -> FetchedVideo:
-        record_json = json.dumps(ref.info.get(RECORD, {}), sort_keys=True, default=str)
-        if is_url(ref.url):
-            fetched = self.fetcher.fetch(ref, dest_dir)
-            fetched.metadata["record_json"] = record_json
-            return fetched
-        src = Path(ref.url)
-        if not src.is_file():
-            raise FetchError(f"{src} does not exist")
-        dest = path_inside(dest_dir, f"{ref.video_id}{src.suffix.lower()}")
-        shutil.copyfile(src, dest)
-        return FetchedVideo(ref=ref, path=dest, metadata={"url": str(src), "record_json": record_json})
+        local = not is_url(ref.url)
+        fetched = LocalFolderSource(Path(ref.url).parent).fetch(ref, dest_dir) if local else self.fetcher.fetch(
+            ref, dest_dir)
+        fetched.metadata["record_json"] = json.dumps(ref.info.get(RECORD, {}), sort_keys=True, default=str)
+        return fetched
