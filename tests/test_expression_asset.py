@@ -60,7 +60,8 @@ def test_expression_model_trains_on_the_latest_release_and_stores_the_artifact(r
     instance.report_runless_asset_event(AssetMaterialization("dataset_export", metadata={"release_id": RELEASE}))
     line = train_on_latest_release(instance, resources, CONFIG)  # what the demo prints
     metadata = instance.get_latest_materialization_event(AssetKey("expression_model")).asset_materialization.metadata
-    expected = rf"Expression model on release {RELEASE}: test macro-F1 [01]\.\d{{3}}; checkpoint .+/model\.pt"
+    expected = (rf"Expression model on release {RELEASE}: test macro-F1 [01]\.\d{{3}} \(9 faces\); "
+                r"external test macro-F1 n/a; checkpoint .+/model\.pt")
     assert re.fullmatch(expected, line)
 
     assert metadata["release_id"].value == RELEASE

@@ -39,6 +39,7 @@ from tiktokfer_assets.media.frames import sample_times
 from tiktokfer_assets.media.probe import probe
 from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
 from tiktokfer_assets.paths import media_dir
+from tiktokfer_assets.scope import ChallengeScope
 from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.detector import FaceDetector
 from tiktokfer_assets.weights import destination_of
@@ -233,7 +234,7 @@ def test_alerts_come_from_the_alerting_matches_and_checks_catch_bad_rows(resourc
     store = resources["table_store"]
     store.replace_partition("monitored_videos", "fyp", monitored)
     store.replace_partition("alerts", "fyp", pl.concat([alerts, alerts.with_columns(video_id=pl.lit("z"))]))
-    tables = PartitionTables("fyp", store, resources["object_store"])
+    tables = PartitionTables(ChallengeScope("fyp", store), resources["object_store"])
     outcomes = {c.name: check_result(c, tables, logging.getLogger("test")) for c in MONITOR_TABLE_CHECKS}
     assert {name: result.passed for name, result in outcomes.items()} == {
         "one_row_per_video": True, "checked_or_failed": False,

@@ -33,6 +33,11 @@ def defs() -> Definitions:
     return build_definitions()
 
 
+def loaded(definitions: Definitions | Callable[[], Definitions]) -> Definitions:
+    """``definitions`` itself, or what the lazy :func:`defs` builds."""
+    return definitions if isinstance(definitions, Definitions) else definitions()
+
+
 def materialize_challenge(
     definitions: Definitions | Callable[[], Definitions], challenge: str, instance: DagsterInstance
 ):
@@ -45,7 +50,7 @@ def materialize_challenge(
     """
     name = executor_name()
     if name == "in_process":
-        job = (definitions() if definitions is defs else definitions).resolve_job_def(ALL_ASSETS_JOB)
+        job = loaded(definitions).resolve_job_def(ALL_ASSETS_JOB)
         return job.execute_in_process(partition_key=challenge, instance=instance, run_config=QUIET)
     if definitions is not defs:
         raise ValueError(f"TIKTOKFER_EXECUTOR={name!r} re-imports the code location in each step: "

@@ -24,10 +24,14 @@ from tiktokfer_assets.sources.research_api import API_URL, CREDENTIAL_VARIABLES,
 ENVIRONMENTS = ("local", "production")
 
 
+class EnvironmentSettingsError(ValueError):
+    """An environment variable that chooses or configures the environment is missing or wrong."""
+
+
 def current_environment() -> str:
     env = os.environ.get("TIKTOKFER_ENV", "local")
     if env not in ENVIRONMENTS:
-        raise ValueError(f"TIKTOKFER_ENV={env!r}: expected one of {ENVIRONMENTS}")
+        raise EnvironmentSettingsError(f"TIKTOKFER_ENV={env!r}: expected one of {ENVIRONMENTS}")
     return env
 
 
@@ -90,8 +94,8 @@ def production_resources() -> dict:
 
     bucket = os.environ.get("TIKTOKFER_S3_BUCKET")
     if not bucket:
-        raise ValueError("TIKTOKFER_ENV=production needs TIKTOKFER_S3_BUCKET (the S3 bucket for media and Parquet "
-                         "files); see the README's Production section for every setting")
+        raise EnvironmentSettingsError("TIKTOKFER_ENV=production needs TIKTOKFER_S3_BUCKET (the S3 bucket for media "
+                                       "and Parquet files); see the README's Production section for every setting")
     prefix = os.environ.get("TIKTOKFER_S3_PREFIX", "").strip("/")
     credentials = {
         "endpoint_url": _env("TIKTOKFER_S3_ENDPOINT"),

@@ -13,6 +13,17 @@ SUMMARY_TABLES = (
 )
 
 
+def prompts_found(store: TableStore, challenge: str) -> tuple[int, int]:
+    """How many prompts of the performance videos were found, and how many not (the baseline's are given)."""
+    subvideos = store.read("subvideos", [challenge])
+    if "found" not in subvideos.columns:
+        return 0, 0
+    performance_ids = store.read("videos", [challenge]).filter(pl.col("role") == "performance").select("video_id")
+    performances = subvideos.join(performance_ids, on="video_id")
+    found = int(performances["found"].sum() or 0)
+    return found, performances.height - found
+
+
 def challenge_summary(challenge: str, store: TableStore, objects: ObjectStore) -> str:
     lines = [f"Challenge {challenge!r}: rows per table"]
     for table in SUMMARY_TABLES:
@@ -21,11 +32,8 @@ def challenge_summary(challenge: str, store: TableStore, objects: ObjectStore) -
             continue
         detail = ""
         if table == "subvideos" and "found" in df.columns:
-            stored_videos = store.read("videos", [challenge])
-            performance_ids = stored_videos.filter(pl.col("role") == "performance").select("video_id")
-            performances = df.join(performance_ids, on="video_id")
-            found = int(performances["found"].sum() or 0)
-            detail = f"  ({found} prompts found, {performances.height - found} not found in performance videos)"
+            found, not_found = prompts_found(store, challenge)
+            detail = f"  ({found} prompts found, {not_found} not found in performance videos)"
         if table == "faces_with_final_ind" and "individual_id" in df.columns:
             detail = f"  ({df['individual_id'].n_unique()} individuals)"
         lines.append(f"  {table:<22}{df.height:>7}{detail}")

@@ -15,9 +15,6 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableRecord,
-    TableSchema,
     asset,
 )
 
@@ -29,6 +26,7 @@ from tiktokfer_assets.dataset.release import ExportSettings, Release, prepare_re
 from tiktokfer_assets.dataset.splits import DEFAULT_RATIOS, SPLITS
 from tiktokfer_assets.identity.thresholds import SAME_PERSON_SIMILARITY
 from tiktokfer_assets.registry import stored_challenges
+from tiktokfer_assets.resources.io_managers import table_metadata
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.tables import PARTITION_COLUMN
@@ -58,13 +56,6 @@ def selected_versions(store: TableStore, wanted: list[str]) -> dict[str, str]:
     if unknown:
         raise DatasetError(f"unknown challenges {unknown}; registered: {sorted(versions) or 'none'}")
     return {name: versions[name] for name in sorted(wanted or versions)}
-
-
-def table_metadata(df: pl.DataFrame) -> MetadataValue:
-    schema = TableSchema(columns=[
-        TableColumn(name, "integer" if dtype.is_integer() else "string") for name, dtype in df.schema.items()
-    ])
-    return MetadataValue.table([TableRecord(row) for row in df.to_dicts()], schema=schema)
 
 
 def gallery(release: Release, objects: ObjectStore, per_expression: int) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import polars as pl
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -27,9 +28,6 @@ from dagster import (
     DagsterInstance,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableRecord,
-    TableSchema,
     asset,
     materialize,
 )
@@ -42,6 +40,7 @@ from tiktokfer_assets.expression.settings import DEFAULT_BACKBONE, MIN_TEST_FACE
 from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
+from tiktokfer_assets.resources.io_managers import table_metadata
 from tiktokfer_assets.resources.object_store import ObjectStore
 from tiktokfer_assets.weights import require_file
 
@@ -135,12 +134,10 @@ def fetch_model(
     return folder
 
 
-def _table(rows: list[dict], types: dict[str, str]) -> MetadataValue:
-    schema = TableSchema(columns=[TableColumn(name, kind) for name, kind in types.items()])
-    return MetadataValue.table(records=[TableRecord({k: row[k] for k in types}) for row in rows], schema=schema)
-
-
-PER_CLASS_TYPES = {"class": "string", "precision": "float", "recall": "float", "f1": "float", "support": "int"}
+PER_CLASS_COLUMNS = ["class", "precision", "recall", "f1", "support"]
+EVALUATIONS = {"test": "faces", "external_test": "external photos (media/expressions)"}
+"""Metadata prefix of an evaluation -> what it was evaluated on."""
+FLAGGED_COLUMNS = ["video_id", "individual_id", "expression", "faces", "share", "splits"]
 
 
 def model_metadata(result: "ReleaseModel", model_key: str, model_uri: str, digest: str) -> dict:
@@ -153,30 +150,24 @@ def model_metadata(result: "ReleaseModel", model_key: str, model_uri: str, diges
         "device": metrics["device"],
         "best_epoch": metrics["best_epoch"],
         "train_images_per_s": round(metrics["train_images_per_s"], 1),
-        "splits": _table(
-            [{"split": s, **counts} for s, counts in metrics["splits"].items()],
-            {"split": "string", "faces": "int", "persons": "int", "videos": "int"},
-        ),
+        "splits": table_metadata(pl.DataFrame([{"split": s, **counts} for s, counts in metrics["splits"].items()])),
         "learning_curves": png_markdown((result.folder / "learning_curves.png").read_bytes(), "learning curves"),
     }
-    for name in ("test", "external_test"):
+    for name in EVALUATIONS:
         part = metrics[name]
         if part is not None:
+            metadata[f"{name}_samples"] = part["samples"]
             metadata[f"{name}_accuracy"] = round(part["accuracy"], 4)
             metadata[f"{name}_macro_f1"] = round(part["macro_f1"], 4)
-            metadata[f"{name}_per_class"] = _table(part["per_class"], PER_CLASS_TYPES)
+            metadata[f"{name}_per_class"] = table_metadata(pl.DataFrame(part["per_class"]).select(PER_CLASS_COLUMNS))
     if metrics["test"] is not None:
         metadata["confusion_matrix"] = png_markdown((result.folder / "confusion.png").read_bytes(), "confusion matrix")
     agreement = metrics["agreement"]
     metadata["faces_agreeing_with_prompt"] = f"{agreement['faces_agreeing']} of {agreement['faces_compared']}"
     metadata["performers_flagged"] = f"{agreement['performers_flagged']} of {agreement['performers']}"
-    flagged = result.performers.filter("flagged").head(FLAGGED_ROWS_SHOWN).to_dicts()
-    if flagged:
-        metadata["flagged_performers"] = _table(
-            flagged,
-            {"video_id": "string", "individual_id": "string", "expression": "string", "faces": "int",
-             "share": "float", "splits": "string"},
-        )
+    flagged = result.performers.filter("flagged").select(FLAGGED_COLUMNS)
+    if flagged.height:
+        metadata["flagged_performers"] = table_metadata(flagged, FLAGGED_ROWS_SHOWN)
     if result.warnings:
         metadata["warning"] = MetadataValue.md("\n".join(f"- {w}" for w in result.warnings))
     return metadata
@@ -222,15 +213,25 @@ def expression_model(
 
 
 def train_on_latest_release(instance: DagsterInstance, resources: dict, config: dict | None = None) -> str:
-    """Materialise ``expression_model`` on the latest export (the demo's last step); one line: test macro-F1, where.
+    """Materialise ``expression_model`` on the latest export (the demo's last step).
+
+    One line: the test macro-F1 (the demo's test split has a few faces), the external
+    photos' (hundreds, the classes shared with the release), where the checkpoint is.
 
     ``config``: :class:`ExpressionModelConfig` fields (the defaults when ``None``)."""
     run_config = {"ops": {"expression_model": {"config": config or {}}}}
     result = materialize([expression_model], instance=instance, resources=resources, run_config=run_config)
     metadata = result.asset_materializations_for_node("expression_model")[0].metadata
-    f1 = metadata.get("test_macro_f1")
-    return (
-        f"Expression model on release {metadata['release_id'].value}: test macro-F1 "
-        f"{'n/a (no test faces)' if f1 is None else f'{f1.value:.3f}'}; "
-        f"checkpoint {metadata['model_uri'].value}/model.pt"
-    )
+    return f"Expression model on release {metadata['release_id'].value}: " + "; ".join([
+        *(scores_line(metadata, name, what) for name, what in EVALUATIONS.items()),
+        f"checkpoint {metadata['model_uri'].value}/model.pt",
+    ])
+
+
+def scores_line(metadata: dict, name: str, what: str) -> str:
+    """``<name> macro-F1 0.123 (N <what>)``, or ``n/a`` when that evaluation did not run."""
+    label = name.replace("_", " ")
+    f1 = metadata.get(f"{name}_macro_f1")
+    if f1 is None:
+        return f"{label} macro-F1 n/a"
+    return f"{label} macro-F1 {f1.value:.3f} ({metadata[f'{name}_samples'].value} {what})"

@@ -21,6 +21,7 @@ An asset that checks itself (``check_specs``) can yield :func:`check_result` ins
 """
 
 import logging
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ from dagster import (
     AssetKey,
     MetadataValue,
     PartitionsDefinition,
+    PreviewWarning,
     multi_asset_check,
 )
 
@@ -89,10 +91,14 @@ class TableCheck:
         return AssetCheckKey(AssetKey(self.asset), self.name)
 
     def spec(self) -> AssetCheckSpec:
-        return AssetCheckSpec(
-            self.name, asset=self.asset, description=self.description, blocking=self.blocking,
-            partitions_def=self.partitions_def,
-        )
+        # Partitioned checks are a Dagster preview feature used on purpose (a check per partition, as the asset):
+        # its PreviewWarning would print once per check on every import of the code location.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=PreviewWarning)
+            return AssetCheckSpec(
+                self.name, asset=self.asset, description=self.description, blocking=self.blocking,
+                partitions_def=self.partitions_def,
+            )
 
 
 def table_check(

@@ -52,7 +52,7 @@ def save_artifact(folder: str | Path, net: ExpressionNet, classes: list[str], co
     torch.save({"state_dict": state, "backbone": net.backbone_name, "classes": list(classes)}, folder / CHECKPOINT)
     documents = {
         "labels.json": dict(enumerate(classes)),
-        "preprocessing.json": describe(net.input_size),
+        "preprocessing.json": describe(net.input_size, config["augmentation"]),
         "metrics.json": metrics,
         "config.json": config,
     }

@@ -13,12 +13,13 @@ same resize for all:
   average-pooled.
 
 Measured with ``bench/bench_expression.py`` on ``media/expressions`` (396 train / 132
-val / 132 test photos, seed 0, 2 shared CPU cores), see ``DEFAULT_BACKBONE``: as frozen
-features under a logistic-regression probe the two are equal (test macro-F1 0.587
-MobileFaceNet, 0.592 RetinaFace; val 0.588 and 0.541); fine-tuned, MobileFaceNet learns
-faster per epoch (val macro-F1 0.494 and 0.548 after epochs 1 and 2, test 0.503 after
-2; RetinaFace 0.315 and 0.451) but costs about 9x more per training image (a 32-image
-step took 14 s against 1.6 s on the same loaded CPU).
+val / 132 test photos, seed 0, 2 CPU cores shared with other jobs): as frozen features
+under a logistic-regression probe the two are equal (test macro-F1 0.587 MobileFaceNet,
+0.592 RetinaFace; val 0.588 and 0.541). Fine-tuned from that probe (LP-FT, the
+``TrainConfig`` defaults), RetinaFace's val macro-F1 rose to 0.600 in 6 epochs (test
+0.587: no gain over its probe), MobileFaceNet's fell every epoch (0.571, 0.557, 0.525,
+0.512: its epoch 0, the probe, is kept), at about 9x the cost per training image (a
+32-image step took 6.5-12 s against 1.6 s on the same CPU).
 """
 
 from __future__ import annotations

@@ -1,11 +1,16 @@
-"""Fine-tuning a backbone with a new head: weighted loss, early stopping on val, seeded, AMP on CUDA.
+"""Fine-tuning a backbone with a new head: LP-FT, weighted loss, early stopping on val, seeded, AMP on CUDA.
 
-The whole network is trained (AdamW; the backbone at a tenth of the head's learning
-rate, cosine decay over ``epochs``), with cross-entropy weighted by inverse class
-frequency (so a class with few faces counts as much as a large one) and label
-smoothing. After each epoch the model is evaluated on val; the state with the best
-val macro-F1 is kept, and training stops after ``patience`` epochs without
-improvement. Without a val split every epoch runs and the last state is kept.
+LP-FT (``head_init="probe"``): the head starts as the logistic-regression probe on the
+frozen features (:mod:`probe`), its logits scaled to the probe's best val log-loss
+(``calibrate_head``), and the state before the first epoch counts as epoch 0; then
+the whole network is trained (AdamW; the backbone at a tenth of the head's learning
+rate; linear warm-up over ``warmup_epochs`` then cosine decay, per step; batch norm
+kept at the checkpoint's statistics with ``freeze_bn``), with cross-entropy weighted
+by inverse class frequency (so a class with few faces counts as much as a large one)
+and label smoothing. After each epoch the model is evaluated on val; the state with
+the best val macro-F1 is kept (so never one worse on val than the probe), and training
+stops after ``patience`` epochs without improvement. Without a val split every epoch
+runs and the last state is kept.
 
 Determinism: the run draws every random number (head initialisation, batch order,
 augmentation, dropout) from torch's generator seeded with ``seed`` inside a forked
@@ -16,6 +21,7 @@ bfloat16 (no loss scaling needed); evaluation and prediction always run in float
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,9 +34,14 @@ import torch.nn.functional as F
 from tiktokfer_assets.expression.backbones import ExpressionNet
 from tiktokfer_assets.expression.metrics import classification_metrics
 from tiktokfer_assets.expression.preprocess import eval_transform, train_transform
+from tiktokfer_assets.expression.probe import Probe, fit_probe, frozen_features, head_weights, logit_scale
 from tiktokfer_assets.expression.settings import TrainConfig
 
 PREDICT_BATCH = 128
+CUDA_CPU_ATOL = 2e-3
+"""Largest difference allowed between a model's class probabilities on CUDA and on the CPU (cuDNN, TF32)."""
+CUDA_CPU_ARGMAX_AGREEMENT = 0.95
+"""Share of crops whose predicted class must be the same on CUDA and on the CPU."""
 MEMORY_FORMAT = torch.channels_last
 """NHWC: about 2x faster than NCHW for these depthwise convolutions on CPU (forward and backward, measured)."""
 
@@ -55,6 +66,8 @@ class TrainResult:
     best_epoch: int = 0
     stopped_early: bool = False
     device: str = "cpu"
+    probe: Probe | None = None
+    """The logistic-regression probe the head started from (``head_init="probe"``)."""
 
     @property
     def images_per_s(self) -> float:
@@ -85,6 +98,42 @@ def predict_proba(model: ExpressionNet, crops: torch.Tensor, batch_size: int = P
     return out
 
 
+def _copy_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor of step ``s``: linear from ``1/warmup`` to 1 over ``warmup_steps``, then cosine to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def init_head_from_probe(
+    model: ExpressionNet, train_crops, train_labels, val_crops, val_labels, classes, calibrate: bool
+) -> Probe:
+    """Fit the probe on the frozen features and copy it into the head's linear layer (the LP of LP-FT).
+
+    ``calibrate``: its logits scaled by :func:`probe.logit_scale` on val (train without val)."""
+    train_x, val_x = (frozen_features(model.features, model.input_size, c) for c in (train_crops, val_crops))
+    probe = fit_probe(train_x, train_labels.numpy(), val_x, val_labels.numpy(), classes)
+    scale = 1.0
+    if calibrate:
+        scale = logit_scale(probe, val_x, val_labels.numpy()) if len(val_x) else logit_scale(
+            probe, train_x, train_labels.numpy())
+    weight, bias = head_weights(probe, len(classes), scale)
+    linear = model.head[-1]
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        linear.bias.copy_(bias)
+    return probe
+
+
 def _evaluate(model: ExpressionNet, crops: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, classes):
     probs = predict_proba(model, crops)
     loss = F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-12)), labels, weight=weights).item()
@@ -113,6 +162,18 @@ def train_classifier(
         torch.manual_seed(config.seed)
         model = ExpressionNet(config.backbone, len(classes), weights_path, config.dropout)
         model = model.to(torch_device, memory_format=MEMORY_FORMAT)
+        result = TrainResult(model, list(classes), device=str(torch_device))
+        weights = class_weights(train_labels, len(classes))
+        best_f1, best_state, stale = -1.0, None, 0
+        if config.head_init == "probe":
+            result.probe = init_head_from_probe(
+                model, train_crops, train_labels, val_crops, val_labels, classes, config.calibrate_head
+            )
+            if result.probe.val_macro_f1 is not None:  # epoch 0: the probe itself, kept if no epoch beats it
+                best_f1 = _evaluate(model, val_crops, val_labels, weights, classes)[2]
+                best_state = _copy_state(model)
+        elif config.head_init != "random":
+            raise ValueError(f"unknown head_init {config.head_init!r}; choose 'probe' or 'random'")
         optimizer = torch.optim.AdamW(
             [
                 {"params": model.features.parameters(), "lr": config.backbone_lr},
@@ -120,14 +181,18 @@ def train_classifier(
             ],
             weight_decay=config.weight_decay,
         )
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-        weights = class_weights(train_labels, len(classes))
-        augment = train_transform(model.input_size)
-        result = TrainResult(model, list(classes), device=str(torch_device))
-        best_f1, best_state, stale = -1.0, None, 0
+        steps_per_epoch = -(-len(train_crops) // config.batch_size)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch)
+        )
+        augment = train_transform(model.input_size, config.augmentation)
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             model.train()
+            if config.freeze_bn:
+                for module in model.modules():
+                    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                        module.eval()
             order = torch.randperm(len(train_crops))
             total_loss, correct = 0.0, 0
             for start in range(0, len(order), config.batch_size):
@@ -142,9 +207,9 @@ def train_classifier(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                scheduler.step()
                 total_loss += loss.item() * len(batch)
                 correct += int((logits.argmax(1) == y).sum())
-            scheduler.step()
             seconds = time.perf_counter() - started
             val = _evaluate(model, val_crops, val_labels, weights, classes) if len(val_crops) else (None,) * 3
             log = EpochLog(
@@ -157,7 +222,7 @@ def train_classifier(
                 continue
             if log.val_macro_f1 > best_f1 + 1e-6:
                 best_f1, stale, result.best_epoch = log.val_macro_f1, 0, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_state = _copy_state(model)
             else:
                 stale += 1
                 if stale >= config.patience:

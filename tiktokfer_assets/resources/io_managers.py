@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, TableColumn, TableSchema
+from dagster import (
+    AssetKey,
+    ConfigurableIOManager,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+)
 
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.tables import PARTITION_COLUMN, SCHEMAS
 
 
+def stored_table(asset_key: AssetKey, metadata: Mapping | None) -> str:
+    """The table an asset is stored in: its ``table`` metadata, else the asset's name."""
+    return (metadata or {}).get("table") or asset_key.path[-1]
+
+
 def table_name(context: OutputContext) -> str:
-    """The table an output is stored in: its ``table`` metadata, else the asset's name."""
-    return (context.definition_metadata or {}).get("table") or context.asset_key.path[-1]
+    """The table an output is stored in (see :func:`stored_table`)."""
+    return stored_table(context.asset_key, context.definition_metadata)
 
 
 def column_schema(table: str | None, df: pl.DataFrame) -> TableSchema:
@@ -37,6 +53,22 @@ def markdown_preview(df: pl.DataFrame, rows: int = 10, max_chars: int = 60) -> s
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * head.width]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in head.iter_rows()]
     return "\n".join(lines)
+
+
+def column_kind(dtype: pl.DataType) -> str:
+    """The Dagster table column type of a polars dtype: ``int``, ``float``, ``bool`` or ``string``."""
+    if dtype.is_integer():
+        return "int"
+    if dtype.is_float():
+        return "float"
+    return "bool" if dtype == pl.Boolean else "string"
+
+
+def table_metadata(df: pl.DataFrame, rows: int | None = None) -> MetadataValue:
+    """``MetadataValue.table`` of the frame (its first ``rows``; all when ``None``), typed by its dtypes."""
+    head = df if rows is None else df.head(rows)
+    schema = TableSchema(columns=[TableColumn(name, column_kind(dtype)) for name, dtype in head.schema.items()])
+    return MetadataValue.table([TableRecord(row) for row in head.to_dicts()], schema=schema)
 
 
 class PolarsTableIOManager(ConfigurableIOManager):
