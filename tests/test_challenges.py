@@ -58,7 +58,7 @@ def test_unordered_prompts():
 
 def test_empty_and_backwards_spans():
     assert "end_s" in error_of(prompts=[{"label": "a", "start_s": 2, "end_s": 2}])
-    assert "at least 1 item" in error_of(prompts=[])
+    assert "a challenge needs at least one prompt" in error_of(prompts=[])
     assert "greater than or equal to 0" in error_of(prompts=[{"label": "a", "start_s": -1, "end_s": 2}])
 
 

@@ -200,8 +200,8 @@ def test_status_of_the_materialised_generated_challenge(pipeline, capsys, monkey
     code, out, err = run(capsys, "status", "demo")
     assert (code, err) == (0, "") and out.startswith("Challenge 'demo': materialised\n")
     rows = status_rows(out)
-    assert set(rows) == {"videos", "video_failures", "subvideos", "frames", "faces", "nofaces", "face_embeddings",
-                         "faces_with_intra_ind", "individuals", "similarities", "unique_faces"}
+    assert set(rows) == {"videos", "video_failures", "subvideos", "frames", "contents", "faces", "nofaces",
+                         "face_embeddings", "faces_with_intra_ind", "individuals", "similarities", "unique_faces"}
     short_run = result.run_id[:8]
     assert all(line.split()[1] == "materialised" and line.endswith(short_run) for line in rows.values()), out
     # rows as stored: the generated challenge's one undownloadable video, its 9 prompts never said

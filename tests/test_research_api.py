@@ -9,7 +9,6 @@ import pytest
 from research_api_fake import CLIENT_KEY, CLIENT_SECRET, FakeResearchApi, serve_research_api, video
 from tiktokfer_assets.challenges import ChallengeError, load_challenge, parse_challenge
 from tiktokfer_assets.paths import PROJECT_ROOT
-from tiktokfer_assets.resources.postgres_table_store import PostgresTableStore
 from tiktokfer_assets.resources.research_api_usage import USAGE_TABLE, TableStoreLedger
 from tiktokfer_assets.resources.table_store import DuckDBTableStore
 from tiktokfer_assets.resources.video_source import ResearchApiConfig, VideoSourceResource
@@ -36,18 +35,6 @@ def spec(**changes) -> dict:
 @pytest.fixture
 def store(tmp_path) -> DuckDBTableStore:
     return DuckDBTableStore(path=str(tmp_path / "tables.duckdb"))
-
-
-@pytest.mark.postgres
-def test_the_request_count_is_kept_per_day_in_postgres_too(database):
-    def ledger() -> TableStoreLedger:  # a new store object each time, as a new process would have
-        return TableStoreLedger(PostgresTableStore(dbname=database, db_schema="research_usage"))
-
-    ledger().record(DAY, 41)
-    ledger().record(DAY + dt.timedelta(days=1), 2)
-    ledger().record(DAY, 42)
-    assert (ledger().used(DAY), ledger().used(DAY + dt.timedelta(days=1)), ledger().used(DAY - dt.timedelta(days=1))) \
-        == (42, 2, 0)
 
 
 def source(api: FakeResearchApi, store, delays: list | None = None, *, limit: int = 1000,

@@ -9,6 +9,11 @@ class its frames are labelled with, or to ``null`` for an instruction ("ready"):
 mapping that leaves out a prompt is refused, naming it; a definition without one
 makes every prompt its own class. Files of the older form ``expression_labels: [..]``
 keep loading: the listed labels map to themselves, the other prompts to ``null``.
+
+A **content collection** is a definition with a source but neither baseline nor prompts
+(any set of contents, e.g. a ``records`` file): its videos are stored and their frames
+extracted (faces too when the ``faces`` asset's config asks); the audio and identity
+assets skip it (see :mod:`tiktokfer_assets.assets.collection`).
 """
 
 from __future__ import annotations
@@ -82,6 +87,14 @@ _NOT_CONDITIONS = ("kind", "start_date", "end_date")
 ResearchApiValues = Annotated[list[Annotated[str, Field(min_length=1)]] | None, BeforeValidator(_values)]
 
 
+class RecordsSourceSpec(_Strict):
+    """A JSON Lines or CSV file of content records: an id, a video URL or local path, any metadata
+    (see :mod:`tiktokfer_assets.sources.records`)."""
+
+    kind: Literal["records"]
+    path: str
+
+
 class ResearchApiSourceSpec(_Strict):
     """Videos found by TikTok's Research API: every given condition must hold (several values: any of them).
 
@@ -114,7 +127,7 @@ class ResearchApiSourceSpec(_Strict):
 
 
 SourceSpec = Annotated[
-    Union[LocalFolderSourceSpec, YtDlpSourceSpec, UrlListSourceSpec, ResearchApiSourceSpec],
+    Union[LocalFolderSourceSpec, YtDlpSourceSpec, UrlListSourceSpec, RecordsSourceSpec, ResearchApiSourceSpec],
     Field(discriminator="kind"),
 ]
 
@@ -166,8 +179,8 @@ class ChallengeDefinition(_Strict):
     name: str
     description: str = ""
     source: SourceSpec
-    baseline: BaselineSpec
-    prompts: list[Prompt] = Field(min_length=1)
+    baseline: BaselineSpec | None = None
+    prompts: list[Prompt] = []
     expressions: dict[str, str | None] | None = None
     max_videos: int = Field(default=50, ge=1)
     max_video_seconds: float = Field(default=60.0, gt=0)
@@ -202,6 +215,22 @@ class ChallengeDefinition(_Strict):
             raise ValueError(f"expression_labels {unknown} are not prompt labels")
         data["expressions"] = {label: label if label in listed else None for label in labels}
         return data
+
+    @property
+    def is_collection(self) -> bool:
+        """A content collection: a source without baseline and prompts."""
+        return self.baseline is None
+
+    @model_validator(mode="after")
+    def _challenge_or_collection(self) -> "ChallengeDefinition":
+        if self.baseline is None and self.prompts:
+            raise ValueError("prompts need a baseline video to be located in; a content collection has neither")
+        if self.baseline is not None and not self.prompts:
+            raise ValueError("a challenge needs at least one prompt; a content collection has neither baseline "
+                             "nor prompts")
+        if self.is_collection and self.reaction_window is not None:
+            raise ValueError("reaction_window applies to prompts; a content collection has none")
+        return self
 
     @model_validator(mode="after")
     def _prompts(self) -> "ChallengeDefinition":
@@ -275,7 +304,8 @@ def _resolve_paths(data: dict, base_dir: Path) -> dict:
 
     data = dict(data)
     source = data.get("source")
-    if isinstance(source, dict) and source.get("kind") in ("local_folder", "url_list") and source.get("path"):
+    local_kinds = ("local_folder", "url_list", "records")
+    if isinstance(source, dict) and source.get("kind") in local_kinds and source.get("path"):
         data["source"] = {**source, "path": resolve(source["path"])}
     baseline = data.get("baseline")
     if isinstance(baseline, dict) and baseline.get("path"):

@@ -396,7 +396,36 @@ def add_demo(sub) -> None:
     demo.add_argument("--seed", type=int, default=0, help="random seed of the demo's performances (default: 0)")
 
 
-COMMANDS = (add_fetch, add_challenge, add_status, add_generate, add_materialize, add_export, add_predict, add_demo)
+def cmd_frames(args) -> None:
+    from tiktokfer_assets.collection_frames import FramesError, extract_frames
+
+    try:
+        done = extract_frames(Path(args.records), Path(args.out), every_s=args.every_s, max_seconds=args.max_seconds,
+                              workers=args.workers)
+    except FramesError as exc:
+        raise UsageError(str(exc)) from exc
+    for video_id, stage, reason in done.failures.iter_rows():
+        print(f"failed: {video_id} ({stage}): {one_line(reason)}")
+    print(f"{done.contents} contents, {done.frames} frames, {done.failures.height} failed: {done.contents_jsonl}")
+
+
+def add_frames(sub) -> None:
+    frames = command(sub, "frames", cmd_frames, "frames of every content of a records file, written to a folder",
+                     "Store every video of a JSON Lines or CSV records file (an id, a video URL or local path, any "
+                     "metadata per record) under OUT, extract its frames (at most --max-seconds of each, many "
+                     "videos at once) and write OUT/contents.jsonl: one record per readable video with its "
+                     "metadata, content_type VIDEO and its frames (schemas/content.schema.json). Needs no "
+                     "registered challenge; a video that cannot be read is printed as failed.")
+    frames.add_argument("records", metavar="RECORDS", help="the records file (.jsonl, .ndjson or .csv)")
+    frames.add_argument("--out", required=True, metavar="OUT", help="folder for the videos, frames and contents.jsonl")
+    frames.add_argument("--every-s", type=float, default=0.5, help="seconds between frames (default: 0.5)")
+    frames.add_argument("--max-seconds", type=float, default=60.0, help="frames of at most this much of each video "
+                        "(default: 60)")
+    frames.add_argument("--workers", type=int, default=None, help="videos decoded at once (default: one per CPU core)")
+
+
+COMMANDS = (add_fetch, add_challenge, add_status, add_generate, add_materialize, add_export, add_predict, add_demo,
+            add_frames)
 
 
 def build_parser() -> argparse.ArgumentParser:

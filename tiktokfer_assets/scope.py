@@ -5,8 +5,8 @@ its partition key with :func:`challenge_scope` and asks it for the definition an
 object keys, so no asset reads the registry or spells a key itself. Keys are
 ``<kind>/<challenge>/...``: ``videos/<c>/<video_id>/video.mp4``, ``frames/<c>/<frame_id>.jpg``,
 ``faces/<c>/<frame_id>_<rank>.jpg`` (upright context crop), ``aligned/<c>/<frame_id>_<rank>.jpg``
-(ArcFace-aligned crop), ``reports/<c>/<file>``; :meth:`ChallengeScope.prefix` is the
-folder a kind's stale objects are deleted from.
+(ArcFace-aligned crop), ``reports/<c>/<file>``, ``contents/<c>/contents.jsonl`` (the content records);
+:meth:`ChallengeScope.prefix` is the folder a kind's stale objects are deleted from.
 
 Why a plain object built by a helper rather than a resource: the partition key is
 known only inside a step (``context.partition_key``), while a resource is configured
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from tiktokfer_assets.challenges import ChallengeDefinition
     from tiktokfer_assets.resources.table_store import TableStore
 
-VIDEOS, FRAMES, FACES, ALIGNED, REPORTS = "videos", "frames", "faces", "aligned", "reports"
+VIDEOS, FRAMES, FACES, ALIGNED, REPORTS, CONTENTS = "videos", "frames", "faces", "aligned", "reports", "contents"
 """The kinds of media objects, each the first part of its keys."""
 
 
@@ -71,6 +71,10 @@ class ChallengeScope:
 
     def report_key(self, filename: str) -> str:
         return f"{self.prefix(REPORTS)}{filename}"
+
+    def contents_key(self) -> str:
+        """The partition's content records, JSON Lines (:mod:`tiktokfer_assets.contents`)."""
+        return f"{self.prefix(CONTENTS)}contents.jsonl"
 
 
 def challenge_scope(

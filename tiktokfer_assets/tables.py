@@ -53,6 +53,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "size_bytes": pl.Int64,
         "object_key": pl.String,
         "info_json": pl.String,
+        "record_json": pl.String,  # the content record a records source listed, as given (a collection's metadata)
         "downloaded_at": TIMESTAMP,
     },
     "video_failures": {

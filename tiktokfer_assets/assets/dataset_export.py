@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from tiktokfer_assets.assets.faces import png_image_md
+from tiktokfer_assets.challenges import challenge_from_json
 from tiktokfer_assets.dataset import DatasetError
 from tiktokfer_assets.dataset.card import counts_table, persons_per_split
 from tiktokfer_assets.dataset.release import ExportSettings, Release, prepare_release, write_release
@@ -47,8 +48,10 @@ class DatasetExportConfig(Config):
 
 
 def selected_versions(store: TableStore, wanted: list[str]) -> dict[str, str]:
-    """challenge -> version of the wanted registered challenges (all when ``wanted`` is empty)."""
-    versions = dict(stored_challenges(store).select(PARTITION_COLUMN, "version").iter_rows())
+    """challenge -> version of the wanted registered challenges (all when ``wanted`` is empty); content
+    collections have no labelled faces: never in a release."""
+    stored = stored_challenges(store).select(PARTITION_COLUMN, "version", "definition_json").iter_rows()
+    versions = {name: version for name, version, text in stored if not challenge_from_json(text).is_collection}
     unknown = sorted(set(wanted) - set(versions))
     if unknown:
         raise DatasetError(f"unknown challenges {unknown}; registered: {sorted(versions) or 'none'}")

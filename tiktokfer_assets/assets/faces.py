@@ -13,6 +13,7 @@ from dagster import (
     multi_asset,
 )
 
+from tiktokfer_assets.assets.collection import FACES_NOT_ASKED, skipped_outputs
 from tiktokfer_assets.models import RETINAFACE_WEIGHTS
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
@@ -49,6 +50,8 @@ class FacesConfig(Config):
     """Frames per detector call (it batches within them); a chunk is decoded ahead and one finished behind
     on a thread pool while the detector runs, so about four chunks are held in memory at once."""
     contact_sheet_faces: int = 48
+    content_collections: bool = False
+    """Detect faces in content collections too (challenges always are); their identity assets skip them still."""
 
 
 def face_crops(image, detection: "Detection", margin: float) -> tuple[object, object, float, float]:
@@ -163,10 +166,13 @@ def faces(
     table_store: TableStore,
     gpu: GpuResource,
 ):
-    from tiktokfer_assets.vision.detector import CPU_BATCH_SIZE, FaceDetector
-
     scope = challenge_scope(context, table_store)
     challenge = scope.name
+    if scope.definition.is_collection and not config.content_collections:
+        yield from skipped_outputs(context, {"faces": "faces", "nofaces": "nofaces"}, FACES_NOT_ASKED)
+        return
+    from tiktokfer_assets.vision.detector import CPU_BATCH_SIZE, FaceDetector
+
     weights = require_file(RETINAFACE_WEIGHTS)
     detector = gpu.model(
         f"retinaface:{config.score_threshold}:{config.max_size}",

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, AssetOut, Config, MetadataValue, Output, asset, multi_asset
 
+from tiktokfer_assets.assets.collection import skipped_outputs
 from tiktokfer_assets.assets.faces import png_image_md
 from tiktokfer_assets.identity.clustering import cannot_link_from_frames, cluster_tracks
 from tiktokfer_assets.identity.corrections import apply_track_corrections, constraints, load_corrections
@@ -23,6 +24,7 @@ from tiktokfer_assets.tables import conform
 from tiktokfer_assets.vision.crops import contact_sheet, decode_image
 
 GALLERY_FACES = 6  # thumbnails per individual in the materialisation's gallery
+NO_EMBEDDINGS = pl.DataFrame(schema={"face_id": pl.String, "backend": pl.String, "embedding": pl.List(pl.Float32)})
 
 
 
@@ -55,7 +57,11 @@ def face_embeddings(
     faces: pl.DataFrame,
     object_store: ObjectStore,
     gpu: GpuResource,
-) -> pl.DataFrame:
+    table_store: TableStore,
+):
+    if challenge_scope(context, table_store).definition.is_collection:
+        yield from skipped_outputs(context, {"result": NO_EMBEDDINGS})
+        return
     # torch: only the step that embeds imports it
     from tiktokfer_assets.identity.embedders import build_embedder, embed_stored_crops
 
@@ -71,12 +77,11 @@ def face_embeddings(
     ordered = faces.sort("frame_id", "face_id")
     matrix = embed_stored_crops(embedder, ordered["aligned_key"].to_list(), object_store.get_bytes, config.chunk_faces)
     context.log.info(f"{context.partition_key}: {len(matrix)} faces embedded with {embedder.name} ({embedder.dim}-d)")
-    context.add_output_metadata({"backend": embedder.name, "dim": embedder.dim, "faces": len(matrix)})
-    return pl.DataFrame({
+    yield Output(pl.DataFrame({
         "face_id": ordered["face_id"],
         "backend": [embedder.name] * len(matrix),
         "embedding": embedding_series(matrix),
-    })
+    }), metadata={"backend": embedder.name, "dim": embedder.dim, "faces": len(matrix)})
 
 
 class IndividualsConfig(Config):
@@ -157,9 +162,14 @@ def individuals(
     object_store: ObjectStore,
     table_store: TableStore,
 ):
+    scope = challenge_scope(context, table_store)
+    challenge = scope.name
+    if scope.definition.is_collection:
+        yield from skipped_outputs(context, {"faces_with_intra_ind": "faces_with_intra_ind",
+                                             "similarities": "similarities", "individuals": "faces_with_final_ind"})
+        return
     from tiktokfer_assets.identity.similarity import top_k_similarities, track_means  # torch: lazily
 
-    challenge = challenge_scope(context, table_store).name
     face_columns = [c for c in faces.columns if c != "challenge"]
     tracked = assign_tracks(faces.select(face_columns))
     yield Output(conform("faces_with_intra_ind", tracked).sort("face_id"), "faces_with_intra_ind", metadata={

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
+from tiktokfer_assets.assets.collection import skipped_outputs
 from tiktokfer_assets.audio.decode import AudioDecodeError, NoAudioError, decode_audio
 from tiktokfer_assets.audio.matching import (
     REASON_NO_AUDIO,
@@ -78,6 +79,9 @@ def subvideos(
     table_store: TableStore,
 ):
     challenge = challenge_scope(context, table_store).definition
+    if challenge.is_collection:
+        yield from skipped_outputs(context, {"result": "subvideos"})
+        return
     prompts = [PromptSpan(p.label, p.start_s, p.end_s) for p in challenge.prompts]
     baseline = videos.filter(pl.col("role") == "baseline").row(0, named=True)
     performances = videos.filter(pl.col("role") == "performance").sort("video_id").to_dicts()

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
+from tiktokfer_assets.assets.collection import skipped_outputs
 from tiktokfer_assets.identity.dedup import select_unique
 from tiktokfer_assets.partitions import challenge_partitions
 from tiktokfer_assets.resources.io_managers import markdown_preview
@@ -62,6 +63,9 @@ def unique_faces(
     table_store: TableStore,
 ):
     scope = challenge_scope(context, table_store)
+    if scope.definition.is_collection:
+        yield from skipped_outputs(context, {"result": "unique_faces"})
+        return
     crops = StoredCrops(object_store, dict(individuals.select("face_id", "object_key").iter_rows()))
     pose = pl.Series("frontality", [frontality(np.reshape(row, (5, 2)))
                                     for row in individuals.select(LANDMARK_COLUMNS).iter_rows()], dtype=pl.Float64)

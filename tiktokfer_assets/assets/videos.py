@@ -75,8 +75,11 @@ def videos(
     challenge = scope.definition
     previous = {row["video_id"]: row for row in table_store.read("videos", [challenge.name]).iter_rows(named=True)}
     source = video_sources.for_challenge(challenge)
-    baseline_source, baseline_ref = video_sources.baseline(challenge)
-    refs = _not_the_baseline(source.list_videos(challenge.max_videos), baseline_ref)
+    baseline = video_sources.baseline(challenge)  # None: a content collection, performances only
+    refs = source.list_videos(challenge.max_videos)
+    if baseline is not None:
+        refs = _not_the_baseline(refs, baseline[1])
+    wanted_by_role = ([("baseline", baseline[0], [baseline[1]])] if baseline else []) + [("performance", source, refs)]
     # only a complete listing may drop stored videos it no longer names (and delete their objects)
     complete = not any(LISTING_ERROR in ref.info for ref in refs)
     context.log.info(f"{challenge.name}: source lists {len(refs)} videos (max_videos={challenge.max_videos})")
@@ -86,7 +89,7 @@ def videos(
     skipped = 0
     with tempfile.TemporaryDirectory(prefix="tiktokfer-videos-") as tmp:
         workdir = Path(tmp)
-        for role, src, wanted in (("baseline", baseline_source, [baseline_ref]), ("performance", source, refs)):
+        for role, src, wanted in wanted_by_role:
             outcomes = fetch_all(
                 src, wanted, workdir,
                 workers=video_sources.download_workers,
@@ -113,7 +116,7 @@ def videos(
                         outcome.fetched.path.unlink(missing_ok=True)
 
     if not complete:
-        kept = _not_listed(previous, {ref.video_id for ref in refs} | {baseline_ref.video_id}, object_store)
+        kept = _not_listed(previous, {ref.video_id for _, _, wanted in wanted_by_role for ref in wanted}, object_store)
         context.log.warning(f"{challenge.name}: the listing failed in part; {len(kept)} stored videos it did not "
                             "name are kept and no stored video is deleted")
         rows += kept
@@ -123,12 +126,13 @@ def videos(
 
     baseline_rows = table.filter(pl.col("role") == "baseline")
     performances = table.height - baseline_rows.height
-    if baseline_rows.is_empty():
+    if baseline is not None and baseline_rows.is_empty():
         raise Failure(
             f"{challenge.name}: the baseline video could not be ingested: "
             + "; ".join(f["reason"] for f in failures if f["role"] == "baseline"),
         )
-    challenge.check_baseline_duration(baseline_rows["duration_s"][0])
+    if baseline is not None:
+        challenge.check_baseline_duration(baseline_rows["duration_s"][0])
     if refs and performances == 0:
         raise Failure(f"{challenge.name}: none of the {len(refs)} videos could be ingested; see video_failures")
     context.log.info(f"{challenge.name}: {performances} videos stored ({skipped} unchanged), {len(failures)} failed")

@@ -35,6 +35,7 @@ from tiktokfer_assets.challenges import (
     ChallengeDefinition,
     ChallengeError,
     LocalFolderSourceSpec,
+    RecordsSourceSpec,
     UrlListSourceSpec,
     load_challenge,
 )
@@ -76,9 +77,9 @@ def check_local_files(challenge: ChallengeDefinition) -> None:
     spec = challenge.source
     if isinstance(spec, LocalFolderSourceSpec) and not Path(spec.path).is_dir():
         raise ChallengeError(f"challenge {challenge.name!r}: video folder {spec.path} does not exist")
-    if isinstance(spec, UrlListSourceSpec) and not Path(spec.path).is_file():
+    if isinstance(spec, (UrlListSourceSpec, RecordsSourceSpec)) and not Path(spec.path).is_file():
         raise ChallengeError(f"challenge {challenge.name!r}: video list {spec.path} does not exist")
-    baseline = challenge.baseline.path
+    baseline = challenge.baseline.path if challenge.baseline is not None else None
     if baseline is not None:
         if not Path(baseline).is_file():
             raise ChallengeError(f"challenge {challenge.name!r}: baseline video {baseline} does not exist")

@@ -2,6 +2,7 @@
 
 from dagster import Definitions, definitions
 
+from tiktokfer_assets.assets.contents import contents
 from tiktokfer_assets.assets.faces import faces
 from tiktokfer_assets.assets.frames import frames
 from tiktokfer_assets.assets.individuals import face_embeddings, individuals
@@ -13,7 +14,7 @@ from tiktokfer_assets.automation.jobs import CHALLENGE_JOBS
 from tiktokfer_assets.automation.new_video_sensor import new_video_sensor
 from tiktokfer_assets.checks import TABLE_CHECKS
 
-ASSETS = [videos, subvideos, frames, faces, face_embeddings, individuals, unique_faces]
+ASSETS = [videos, subvideos, frames, contents, faces, face_embeddings, individuals, unique_faces]
 """The assets partitioned by challenge."""
 
 

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 
 import polars as pl
@@ -250,38 +250,50 @@ class PostgresTableStore(TableStore):
     # -- the TableStore interface -----------------------------------------------------------
 
     def replace_partition(self, table: str, challenge: str, df: pl.DataFrame) -> None:
-        incoming = with_partition(df, challenge)
-        columns = dict(incoming.schema)
         with self._transaction(f"replacing partition {challenge!r} of table {table!r}") as cur:
             self._lock_partition(cur, table, challenge)
-            self._ensure(cur, table, columns)
-            ident = self._ident(table)
-            cur.execute(
-                sql.SQL("DELETE FROM {} WHERE {} = %s").format(ident, sql.Identifier(PARTITION_COLUMN)), [challenge]
-            )
-            names = sql.SQL(", ").join(sql.Identifier(name) for name in [ORDER_COLUMN, *columns])
-            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(ident, names)) as copy:
-                for position, row in enumerate(incoming.iter_rows()):
-                    copy.write_row((position, *row))
+            self._replace(cur, table, challenge, df)
+
+    def _replace(self, cur, table: str, challenge: str, df: pl.DataFrame) -> None:
+        """DELETE the partition's rows and COPY ``df`` in (the caller holds the partition lock)."""
+        incoming = with_partition(df, challenge)
+        columns = dict(incoming.schema)
+        self._ensure(cur, table, columns)
+        ident = self._ident(table)
+        where = sql.Identifier(PARTITION_COLUMN)
+        cur.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(ident, where), [challenge])
+        names = sql.SQL(", ").join(sql.Identifier(name) for name in [ORDER_COLUMN, *columns])
+        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(ident, names)) as copy:
+            for position, row in enumerate(incoming.iter_rows()):
+                copy.write_row((position, *row))
+
+    def update_partition(
+        self, table: str, challenge: str, change: Callable[[pl.DataFrame], pl.DataFrame]
+    ) -> pl.DataFrame:
+        with self._transaction(f"updating partition {challenge!r} of table {table!r}") as cur:
+            self._lock_partition(cur, table, challenge)  # held from the read to the commit of the write
+            rows = self._read(cur, table, [challenge])
+            self._replace(cur, table, challenge, change(rows))
+        return rows
 
     def read(self, table: str, challenges: Sequence[str] | None = None) -> pl.DataFrame:
         with self._transaction(f"reading table {table!r}") as cur:
-            have = self._columns(cur, table)
-            if not have:
-                return empty_with_partition(table)
-            names = [name for name in have if name != ORDER_COLUMN]
-            query = sql.SQL("SELECT {} FROM {}").format(
-                sql.SQL(", ").join(map(sql.Identifier, names)), self._ident(table)
-            )
-            params: list = []
-            if challenges is not None:
-                query += sql.SQL(" WHERE {} = ANY(%s)").format(sql.Identifier(PARTITION_COLUMN))
-                params.append(list(challenges))
-            query += sql.SQL(" ORDER BY {}, {}").format(sql.Identifier(PARTITION_COLUMN), sql.Identifier(ORDER_COLUMN))
-            cur.execute(query, params)
-            rows = cur.fetchall()
+            return self._read(cur, table, challenges)
+
+    def _read(self, cur, table: str, challenges: Sequence[str] | None) -> pl.DataFrame:
+        have = self._columns(cur, table)
+        if not have:
+            return empty_with_partition(table)
+        names = [name for name in have if name != ORDER_COLUMN]
+        query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(map(sql.Identifier, names)), self._ident(table))
+        params: list = []
+        if challenges is not None:
+            query += sql.SQL(" WHERE {} = ANY(%s)").format(sql.Identifier(PARTITION_COLUMN))
+            params.append(list(challenges))
+        query += sql.SQL(" ORDER BY {}, {}").format(sql.Identifier(PARTITION_COLUMN), sql.Identifier(ORDER_COLUMN))
+        cur.execute(query, params)
         schema = {name: polars_type(have[name]) for name in names}
-        return normalise_read(table, pl.DataFrame(rows, schema=schema, orient="row"))
+        return normalise_read(table, pl.DataFrame(cur.fetchall(), schema=schema, orient="row"))
 
     def count(self, table: str, challenge: str) -> int:
         with self._transaction(f"counting rows of table {table!r}") as cur:

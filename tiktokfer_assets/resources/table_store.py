@@ -8,9 +8,10 @@ asset's own output (challenge registry, what a re-run already stored).
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,6 +34,13 @@ class TableStore(ConfigurableResource, ABC):
     @abstractmethod
     def read(self, table: str, challenges: Sequence[str] | None = None) -> pl.DataFrame:
         """Rows of ``table`` for ``challenges`` (all when None), with the ``challenge`` column."""
+
+    @abstractmethod
+    def update_partition(
+        self, table: str, challenge: str, change: Callable[[pl.DataFrame], pl.DataFrame]
+    ) -> pl.DataFrame:
+        """Replace the challenge's rows of ``table`` with ``change(rows)`` atomically: no other writer of the
+        partition reads or writes between the read and the write. Returns the rows read (a counter's use)."""
 
     @abstractmethod
     def delete_partition(self, table: str, challenge: str) -> None: ...
@@ -70,6 +78,9 @@ def empty_with_partition(table: str) -> pl.DataFrame:
     return pl.DataFrame(schema={PARTITION_COLUMN: pl.String})
 
 
+_UPDATES = threading.Lock()  # DuckDBTableStore.update_partition: one at a time in this process
+
+
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
@@ -79,7 +90,8 @@ class DuckDBTableStore(TableStore):
 
     DuckDB allows one writing process at a time; concurrent steps (multiprocess
     executor, parallel runs) wait for the file lock with bounded backoff instead of
-    failing at once.
+    failing at once. Within a process, :meth:`update_partition` calls take turns (one lock):
+    DuckDB would refuse the second of two conflicting transactions rather than wait.
     """
 
     path: str
@@ -110,39 +122,55 @@ class DuckDBTableStore(TableStore):
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
         ).fetchone()[0])
 
-    def replace_partition(self, table: str, challenge: str, df: pl.DataFrame) -> None:
-        incoming = with_partition(df, challenge).to_arrow()
+    @contextmanager
+    def _transaction(self):
         with self._connect() as conn:
-            conn.register("incoming", incoming)
             conn.execute("BEGIN TRANSACTION")
             try:
-                if not self._exists(conn, table):
-                    conn.execute(f"CREATE TABLE {_quote(table)} AS SELECT * FROM incoming LIMIT 0")
-                else:
-                    have = {row[0] for row in conn.execute(f"DESCRIBE {_quote(table)}").fetchall()}
-                    for name, dtype, *_ in conn.execute("DESCRIBE incoming").fetchall():
-                        if name not in have:
-                            conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)} {dtype}")
-                conn.execute(f"DELETE FROM {_quote(table)} WHERE {PARTITION_COLUMN} = ?", [challenge])
-                conn.execute(f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM incoming")
+                yield conn
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
 
+    def _replace(self, conn, table: str, challenge: str, df: pl.DataFrame) -> None:
+        conn.register("incoming", with_partition(df, challenge).to_arrow())
+        if not self._exists(conn, table):
+            conn.execute(f"CREATE TABLE {_quote(table)} AS SELECT * FROM incoming LIMIT 0")
+        else:
+            have = {row[0] for row in conn.execute(f"DESCRIBE {_quote(table)}").fetchall()}
+            for name, dtype, *_ in conn.execute("DESCRIBE incoming").fetchall():
+                if name not in have:
+                    conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)} {dtype}")
+        conn.execute(f"DELETE FROM {_quote(table)} WHERE {PARTITION_COLUMN} = ?", [challenge])
+        conn.execute(f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM incoming")
+        conn.unregister("incoming")
+
+    def _read(self, conn, table: str, challenges: Sequence[str] | None) -> pl.DataFrame:
+        if not self._exists(conn, table) or (challenges is not None and not challenges):
+            return empty_with_partition(table)
+        query = f"SELECT * FROM {_quote(table)}"
+        params: list = []
+        if challenges is not None:
+            query += f" WHERE {PARTITION_COLUMN} IN ({', '.join('?' for _ in challenges)})"
+            params = list(challenges)
+        return normalise_read(table, conn.execute(query, params).pl())
+
+    def replace_partition(self, table: str, challenge: str, df: pl.DataFrame) -> None:
+        with self._transaction() as conn:
+            self._replace(conn, table, challenge, df)
+
+    def update_partition(
+        self, table: str, challenge: str, change: Callable[[pl.DataFrame], pl.DataFrame]
+    ) -> pl.DataFrame:
+        with _UPDATES, self._transaction() as conn:
+            rows = self._read(conn, table, [challenge])
+            self._replace(conn, table, challenge, change(rows))
+        return rows
+
     def read(self, table: str, challenges: Sequence[str] | None = None) -> pl.DataFrame:
         with self._connect() as conn:
-            if not self._exists(conn, table):
-                return empty_with_partition(table)
-            query = f"SELECT * FROM {_quote(table)}"
-            params: list = []
-            if challenges is not None:
-                if not challenges:
-                    return empty_with_partition(table)
-                query += f" WHERE {PARTITION_COLUMN} IN ({', '.join('?' for _ in challenges)})"
-                params = list(challenges)
-            df = conn.execute(query, params).pl()
-        return normalise_read(table, df)
+            return self._read(conn, table, challenges)
 
     def location(self) -> str:
         return f"DuckDB file {Path(self.path).resolve()}"

@@ -9,6 +9,7 @@ from dagster import Config, ConfigurableResource
 from tiktokfer_assets.challenges import (
     ChallengeDefinition,
     LocalFolderSourceSpec,
+    RecordsSourceSpec,
     ResearchApiSourceSpec,
     SourceSpec,
     UrlListSourceSpec,
@@ -94,13 +95,19 @@ class VideoSourceResource(ConfigurableResource):
             from tiktokfer_assets.sources.url_list import UrlListSource
 
             return UrlListSource(Path(spec.path), fetcher=self._ytdlp([]))
+        if isinstance(spec, RecordsSourceSpec):
+            from tiktokfer_assets.sources.records import RecordsSource
+
+            return RecordsSource(Path(spec.path), fetcher=self._ytdlp([]))
         if isinstance(spec, ResearchApiSourceSpec):
             return self._research_api(spec)
         raise TypeError(f"unknown source spec {type(spec).__name__}")
 
-    def baseline(self, challenge: ChallengeDefinition) -> tuple[VideoSource, VideoRef]:
-        """The source that fetches the baseline video, and its reference."""
+    def baseline(self, challenge: ChallengeDefinition) -> tuple[VideoSource, VideoRef] | None:
+        """The source that fetches the baseline video, and its reference (None for a content collection)."""
         baseline = challenge.baseline
+        if baseline is None:
+            return None
         if baseline.path is not None:
             path = Path(baseline.path)
             return LocalFolderSource(path.parent), file_ref(path, baseline.video_id or video_id_from_name(path.name))

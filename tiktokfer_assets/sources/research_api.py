@@ -74,8 +74,8 @@ class RequestLedger(Protocol):
 
     def used(self, day: dt.date) -> int: ...
 
-    def record(self, day: dt.date, requests: int) -> None:
-        """Set the count of ``day`` to ``requests``."""
+    def spend(self, day: dt.date, limit: int) -> int:
+        """Add one request to ``day``'s count unless it is already ``limit``, atomically; the count before."""
         ...
 
 
@@ -234,12 +234,11 @@ class ResearchApiClient:
     def _spend(self) -> None:
         """Count one query request against today's quota (UTC), or raise :class:`QuotaExhausted`."""
         day = self.clock().date()
-        used = self.ledger.used(day)
+        used = self.ledger.spend(day, self.daily_request_limit)
         if used >= self.daily_request_limit:
             raise QuotaExhausted(
                 f"TikTok Research API daily quota spent: {used} of {self.daily_request_limit} requests used on "
                 f"{day.isoformat()} (UTC); it resets at 00:00 UTC")
-        self.ledger.record(day, used + 1)
 
     def query_page(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """One page of the video query: the answer's ``data`` (``videos``, ``cursor``, ``has_more``, ``search_id``)."""
