@@ -110,11 +110,12 @@ def bench_many(video: Path, count: int, workdir: Path) -> None:
             done = pool.map(lambda v: extract_video_frames(v, scope, 0.5, 90, store, workdir), videos)
             frames.append(sum(len(rows) for rows, _ in done))
 
-    pooled_wall, _ = _measure(lambda: run(workers))
-    serial_wall, _ = _measure(lambda: run(1))
-    print(f"{count} videos ({video.name}, {frames[-1]} frames a run): one at a time {serial_wall:.2f} s, "
-          f"pool of {workers} (os.cpu_count()) {pooled_wall:.2f} s; speed-up {serial_wall / pooled_wall:.2f} "
-          f"(goal: close to {workers})")
+    pooled_wall, pooled_cpu = _measure(lambda: run(workers))
+    serial_wall, serial_cpu = _measure(lambda: run(1))
+    print(f"{count} videos ({video.name}, {frames[-1]} frames a run): one at a time {serial_wall:.2f} s "
+          f"({serial_cpu / serial_wall:.2f} cores busy), pool of {workers} (os.cpu_count()) {pooled_wall:.2f} s "
+          f"({pooled_cpu / pooled_wall:.2f} cores busy); speed-up {serial_wall / pooled_wall:.2f} "
+          f"(goal: close to {workers}; at most the cores one at a time leaves idle)")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from dagster import EnvVar
 from PIL import Image
 from upath import UPath
 
+from tiktokfer_assets.challenges import parse_challenge
 from tiktokfer_assets.paths import PROJECT_ROOT, media_dir
 from tiktokfer_assets.tables import SCHEMAS, conform
 
@@ -67,10 +68,19 @@ def resolved(options):
     return options.get_value() if isinstance(options, EnvVar) else options
 
 
+def stub_definition(challenge: str) -> str:
+    """A challenge's definition (a baseline and a prompt per expression, not a content collection) as stored."""
+    return parse_challenge({
+        "name": challenge, "source": {"kind": "local_folder", "path": "/nonexistent/videos"},
+        "baseline": {"path": "/nonexistent/baseline.mp4"},
+        "prompts": [{"label": name, "start_s": 2 * k, "end_s": 2 * k + 1} for k, name in enumerate(EXPRESSIONS)],
+    }).to_json()
+
+
 def register_stub(store, instance, challenge: str) -> None:
     """A registered challenge (table row with its version, partition) with nothing materialised yet."""
     store.replace_partition("challenges", challenge, conform("challenges", [
-        {"definition_json": "{}", "version": f"version-of-{challenge}",
+        {"definition_json": stub_definition(challenge), "version": f"version-of-{challenge}",
          "registered_at": dt.datetime.now(dt.timezone.utc)}
     ]))
     instance.add_dynamic_partitions("challenge", [challenge])
