@@ -27,6 +27,7 @@ from support.video_server import Route, ServedVideos, serve_videos
 from tiktokfer_assets.media.probe import probe
 from tiktokfer_assets.sources.base import FetchError, VideoRef
 from tiktokfer_assets.sources.download_pool import Progress, fetch_all
+from tiktokfer_assets.sources.records import RecordsSource
 from tiktokfer_assets.sources.url_list import UrlListSource, read_url_list
 from tiktokfer_assets.sources.ytdlp import (
     YtDlpSource,
@@ -304,3 +305,16 @@ def test_sigterm_stops_a_download_at_once(clips, tmp_path: Path) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert _fetch_processes() == [] and list(tmp_path.iterdir()) == []
+
+
+def test_records_with_a_url_are_downloaded_through_ytdlp_with_their_record(server: ServedVideos,
+                                                                          tmp_path: Path) -> None:
+    records = tmp_path / "contents.jsonl"
+    records.write_text(json.dumps({"content_id": "7301", "video_url": server.url("good.mp4"), "likes": 5}) + "\n")
+    source = RecordsSource(records, YtDlpSource([], socket_timeout_s=5.0))
+    assert not source.local  # a URL: the download pool runs it in its per-video child process
+    [ref] = source.list_videos(10)
+    fetched = source.fetch(ref, tmp_path / "out")
+    assert probe(fetched.path).duration_s == pytest.approx(2.5, abs=0.1)
+    assert json.loads(fetched.metadata["record_json"]) == {
+        "content_id": "7301", "video_url": server.url("good.mp4"), "likes": 5}
