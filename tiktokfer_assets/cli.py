@@ -119,10 +119,11 @@ def table_store():
 
 def cmd_fetch(args) -> None:
     results = list(fetch_weights(args.source, args.only))
-    for path, fetched in results:
-        if fetched or args.verbose:
+    if args.verbose:
+        for path, fetched in results:
             print(f"{'fetched' if fetched else 'ok     '} {path}")
-    print(f"{len(results)} files verified by sha256, {sum(fetched for _, fetched in results)} fetched")
+    print(f"{len(results)} files verified by sha256, {sum(fetched for _, fetched in results)} fetched"
+          f"{'' if args.verbose else ' (--verbose lists them)'}")
 
 
 def cmd_challenge_add(args) -> None:
@@ -333,7 +334,7 @@ def add_fetch(sub) -> None:
                        help="local folder laid out like the manifest (default: $TIKTOKFER_FETCH_SOURCE, else the URLs)")
     fetch.add_argument("--only", default=None, metavar="PREFIX",
                        help="only manifest paths starting with PREFIX (e.g. weights/)")
-    fetch.add_argument("--verbose", action="store_true", help="list every file, not only those fetched")
+    fetch.add_argument("--verbose", action="store_true", help="list every file and whether it was fetched")
 
 
 def add_challenge(sub) -> None:
