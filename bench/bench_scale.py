@@ -91,10 +91,10 @@ def run_asset(asset: str, challenge: str) -> dict:
     from dagster import AssetKey, DagsterInstance
 
     from tiktokfer_assets.automation.jobs import ALL_ASSETS_JOB
-    from tiktokfer_assets.definitions import QUIET, defs
+    from tiktokfer_assets.definitions import QUIET, defs, loaded
 
     imported_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    job = defs.resolve_job_def(ALL_ASSETS_JOB)
+    job = loaded(defs).resolve_job_def(ALL_ASSETS_JOB)
     started = time.perf_counter()
     result = job.execute_in_process(partition_key=challenge, instance=DagsterInstance.get(), run_config=QUIET,
                                     asset_selection=[AssetKey.from_user_string(key) for key in asset.split(",")])
