@@ -49,6 +49,7 @@ def extract_frames(records: Path, out_dir: Path, *, every_s: float = 0.5, max_se
     from tiktokfer_assets.environments import local_resources
     from tiktokfer_assets.registry import register_challenge
     from tiktokfer_assets.scope import ChallengeScope
+    from tiktokfer_assets.status import run_failure
 
     records = Path(records).resolve()
     try:
@@ -70,11 +71,9 @@ def extract_frames(records: Path, out_dir: Path, *, every_s: float = 0.5, max_se
             resources=resources, raise_on_error=False,
             run_config={**QUIET, "ops": {"frames": {"config": {"every_s": every_s, "workers": workers}}}},
         )
+        if not result.success:
+            raise FramesError(f"{records.name}: {run_failure(instance, result.run_id)}")
     failures = store.read("video_failures", [collection.name]).select("video_id", "stage", "reason")
-    if not result.success:
-        errors = [event.step_failure_data.error.message.strip() for event in result.all_events
-                  if event.is_step_failure]
-        raise FramesError(f"{records.name}: {'; '.join(errors)}")
     dest = out_dir / "contents.jsonl"
     resources["object_store"].download(ChallengeScope(collection.name, store).contents_key(), dest)
     return ExtractedFrames(dest, store.count("videos", collection.name), store.count("frames", collection.name),
