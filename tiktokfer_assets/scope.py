@@ -12,8 +12,9 @@ Why a plain object built by a helper rather than a resource: the partition key i
 known only inside a step (``context.partition_key``), while a resource is configured
 once per run, so a resource method would still need the key passed in. The helper
 takes the step's context and the ``table_store`` resource the step already declares;
-the definition is read from the registry on first use only (assets that only need
-keys, such as ``faces``, never read it). Importing this module loads no Dagster.
+the definition is read from the registry on first use only, and once per step (the
+trending monitor's feed partitions, whose checks only need tables, never read one).
+Importing this module loads no Dagster.
 """
 
 from __future__ import annotations
