@@ -136,9 +136,13 @@ def test_unreachable_s3_is_one_line(home, capsys, monkeypatch):
     assert code == 2 and "S3 at http://127.0.0.1:1" in one_error_line(err)
 
 
-def test_a_fresh_home_has_nothing_registered(home, capsys):
+def test_a_fresh_home_has_nothing_registered_and_reading_it_creates_nothing(home, capsys):
+    nothing = cli.NO_CHALLENGES.format(location=f"DuckDB file {(home / 'home' / 'tables.duckdb').resolve()}")
     for argv in (["status"], ["challenge", "list"]):
-        assert run(capsys, *argv) == (0, cli.NO_CHALLENGES + "\n", "")
+        assert run(capsys, *argv) == (0, nothing + "\n", "")
+    code, out, err = run(capsys, "status", "face_challenge")
+    assert (code, out) == (2, "") and "challenge 'face_challenge' is not registered" in one_error_line(err)
+    assert list(home.iterdir()) == []  # no TIKTOKFER_HOME, tables.duckdb or DAGSTER_HOME
 
 
 def test_status_and_list_of_a_registered_challenge_before_any_run(home, capsys):

@@ -54,6 +54,12 @@ def test_missing_table_reads_as_empty_with_schema(store):
     assert store.read("nothing").columns == ["challenge"]
 
 
+def test_reading_a_missing_file_creates_nothing(tmp_path):
+    store = DuckDBTableStore(path=str(tmp_path / "home" / "t.duckdb"))
+    assert store.read("videos", ["a"]).columns[0] == "challenge" and store.count("videos", "a") == 0
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its folder
+
+
 def test_timestamps_round_trip_as_utc(store):
     now = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
     rows = conform("video_failures", [{"video_id": "v", "reason": "r", "failed_at": now, "attempts": 2}])

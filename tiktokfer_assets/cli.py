@@ -40,7 +40,7 @@ EPILOG = """environment:
 
 exit codes: 0 done, 1 a run failed (the line names its failed steps), 2 a user error"""
 HELP_WIDTH = 100  # the epilog's lines are as wide
-NO_CHALLENGES = "no challenges registered; add one with `tiktokfer challenge add FILE.yaml`"
+NO_CHALLENGES = "no challenges registered in {location}; add one with `tiktokfer challenge add FILE.yaml`"
 
 
 class UsageError(Exception):
@@ -144,7 +144,7 @@ def any_registered(store) -> bool:
     from tiktokfer_assets.registry import stored_challenges
 
     if stored_challenges(store).is_empty():
-        print(NO_CHALLENGES)
+        print(NO_CHALLENGES.format(location=store.location()))
         return False
     return True
 

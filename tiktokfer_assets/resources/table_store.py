@@ -88,6 +88,7 @@ def _quote(identifier: str) -> str:
 class DuckDBTableStore(TableStore):
     """Tables in one embedded DuckDB file.
 
+    The file is created by the first write; until then every table reads as empty.
     DuckDB allows one writing process at a time; concurrent steps (multiprocess
     executor, parallel runs) wait for the file lock with bounded backoff instead of
     failing at once. Within a process, :meth:`update_partition` calls take turns (one lock):
@@ -169,6 +170,8 @@ class DuckDBTableStore(TableStore):
         return rows
 
     def read(self, table: str, challenges: Sequence[str] | None = None) -> pl.DataFrame:
+        if not Path(self.path).exists():  # a fresh home: reading (e.g. `tiktokfer status`) creates no file
+            return empty_with_partition(table)
         with self._connect() as conn:
             return self._read(conn, table, challenges)
 
