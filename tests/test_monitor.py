@@ -11,13 +11,22 @@ import json
 import logging
 import os
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-from dagster import AddDynamicPartitionsRequest, SkipReason, build_sensor_context
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+)
 from PIL import Image
 
 from automation_support import small_challenge
@@ -38,6 +47,7 @@ from tiktokfer_assets.identity.embedders import MobileFaceNetEmbedder
 from tiktokfer_assets.media.frames import sample_times
 from tiktokfer_assets.media.probe import probe
 from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
+from tiktokfer_assets.partitions import PARTITION_TAG
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.scope import ChallengeScope
 from tiktokfer_assets.tables import conform
@@ -206,7 +216,7 @@ def test_sensor_asks_for_the_configured_feed_and_its_run(tmp_path, monkeypatch):
     (tmp_path / "monitor.yaml").write_text(
         "source: {kind: local_folder, path: feed}\nwatchlist_dir: people\nshare: 0.5\nwebhook_url: http://hook\n"
     )
-    with build_sensor_context() as context:
+    with DagsterInstance.ephemeral() as instance, build_sensor_context(instance=instance) as context:
         result = trending_monitor_sensor(context)
     assert result.dynamic_partitions_requests == [AddDynamicPartitionsRequest("feed", ["trending"])]
     [request] = result.run_requests
@@ -215,6 +225,27 @@ def test_sensor_asks_for_the_configured_feed_and_its_run(tmp_path, monkeypatch):
     assert request.partition_key == "trending" and ops["alerts"]["config"] == {"webhook_url": "http://hook"}
     assert config["source"] == {"kind": "local_folder", "path": str(tmp_path / "feed")}
     assert (config["watchlist_dir"], config["share"]) == (str(tmp_path / "people"), 0.5)
+
+
+@pytest.mark.parametrize("status", [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING])  # QUEUED needs an origin
+def test_sensor_requests_no_run_for_a_feed_whose_run_is_unfinished(tmp_path, monkeypatch, status):
+    monkeypatch.setenv(MONITOR_CONFIG_ENV, str(tmp_path / "monitor.yaml"))
+
+    def tick(feed: str, instance: DagsterInstance) -> SensorResult | SkipReason:
+        (tmp_path / "monitor.yaml").write_text(f"feed: {feed}\nsource: {{kind: local_folder, path: f}}\n"
+                                               "watchlist_dir: people\n")
+        with build_sensor_context(instance=instance) as context:
+            return trending_monitor_sensor(context)
+
+    with DagsterInstance.ephemeral() as instance:
+        run = instance.add_run(DagsterRun(job_name=MONITOR_JOB, run_id=str(uuid.uuid4()), status=status,
+                                          tags={PARTITION_TAG: "trending"}))
+        skipped = tick("trending", instance)
+        assert isinstance(skipped, SkipReason), skipped
+        assert f"run {run.run_id} of feed 'trending' is {status.value.lower()}" in skipped.skip_message
+        assert [r.partition_key for r in tick("other", instance).run_requests] == ["other"]
+        instance.report_run_failed(run)
+        assert [r.partition_key for r in tick("trending", instance).run_requests] == ["trending"]
 
 
 def test_alerts_come_from_the_alerting_matches_and_checks_catch_bad_rows(resources):

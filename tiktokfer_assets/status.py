@@ -27,16 +27,13 @@ from dagster import (
 )
 from tabulate import tabulate
 
-from tiktokfer_assets.partitions import challenge_partitions
+from tiktokfer_assets.partitions import PARTITION_TAG, UNFINISHED_RUN, challenge_partitions
 from tiktokfer_assets.registry import stored_challenges
 from tiktokfer_assets.resources.io_managers import PolarsTableIOManager, stored_table
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.summary import prompts_found
 
-PARTITION_TAG = "dagster/partition"
 FAILED_RUN = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
-UNFINISHED_RUN = (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-                  DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
 
 
 def _not_ingested(store: TableStore, challenge: str) -> str:

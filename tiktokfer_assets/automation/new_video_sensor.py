@@ -7,7 +7,7 @@ source with thousands of videos cannot make a tick time out. Ids that are neithe
 in ``videos`` nor in ``video_failures`` are new; a run of the all-assets job is
 requested for the partition, keyed by the set of new ids so the same set never
 triggers twice (the cursor keeps that set's fingerprint per challenge). A challenge
-with a run queued or in progress is left for a later tick. A source that cannot be
+with a run queued, in progress or being cancelled is left for a later tick. A source that cannot be
 listed is logged and retried on the next visit without holding up the others.
 The result also asks for the ``challenge`` partition of every requested run, so a
 definition stored without its partition (the challenge sensor's request not applied
@@ -28,10 +28,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 from dagster import (
-    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
-    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -40,15 +38,12 @@ from dagster import (
 
 from tiktokfer_assets.automation.jobs import challenge_all_assets_job, challenge_runs
 from tiktokfer_assets.challenges import challenge_from_json
+from tiktokfer_assets.partitions import unfinished_run
 from tiktokfer_assets.registry import stored_challenges
 from tiktokfer_assets.resources.table_store import TableStore
 from tiktokfer_assets.resources.video_source import VideoSourceResource
 from tiktokfer_assets.sources.base import FetchError, VideoSource
 from tiktokfer_assets.sources.research_api import ResearchApiSource
-
-ACTIVE_STATUSES = [
-    DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED,
-]
 
 
 def round_robin(names: Sequence[str], last: str | None, count: int) -> list[str]:
@@ -134,11 +129,9 @@ def build_new_video_sensor(
         run_requests = []
         for name in round_robin(names, cursor.last, challenges_per_tick):
             cursor.last = name
-            active = context.instance.get_run_records(
-                RunsFilter(tags={"dagster/partition": name}, statuses=ACTIVE_STATUSES), limit=1
-            )
+            active = unfinished_run(context.instance, name)
             if active:
-                context.log.info(f"{name}: run {active[0].dagster_run.run_id} is active; checking later")
+                context.log.info(f"{name}: run {active.dagster_run.run_id} is active; checking later")
                 continue
             challenge = challenge_from_json(registered.filter(pl.col("challenge") == name)["definition_json"][0])
             today = dt.datetime.now(dt.timezone.utc).date()

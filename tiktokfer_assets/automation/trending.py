@@ -17,7 +17,9 @@ Two assets partitioned by feed (``feed_partitions``), in the ``monitor`` group:
 Their asset checks are in :mod:`tiktokfer_assets.checks.monitor`. The ``trending_monitor``
 job materialises both for one feed. ``trending_monitor_sensor`` (every 30 minutes,
 stopped by default) reads the configuration in ``$TIKTOKFER_MONITOR_CONFIG`` (default
-``monitor.yaml`` of the repository), asks for the feed's partition and requests the run::
+``monitor.yaml`` of the repository), asks for the feed's partition and requests the run,
+unless a run of the feed is still queued, in progress or being cancelled (the tick is
+skipped, its reason naming that run)::
 
     feed: trending
     source: {kind: yt_dlp, urls: ["https://www.tiktok.com/tag/fyp"]}
@@ -68,7 +70,7 @@ from tiktokfer_assets.automation.monitor import (
 from tiktokfer_assets.challenges import SourceSpec
 from tiktokfer_assets.media.frames import FrameExtractionError
 from tiktokfer_assets.models import MOBILEFACENET_WEIGHTS, RETINAFACE_WEIGHTS
-from tiktokfer_assets.partitions import feed_partitions
+from tiktokfer_assets.partitions import feed_partitions, unfinished_run
 from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.resources.gpu import GPU_OP_TAGS, GPU_POOL, GpuResource
 from tiktokfer_assets.resources.table_store import TableStore
@@ -287,7 +289,8 @@ def load_monitor_config(path: Path) -> TrendingMonitorConfig:
     default_status=DefaultSensorStatus.STOPPED,
     description=(
         f"Runs the trending monitor every {MONITOR_INTERVAL_S // 60} minutes with the configuration in "
-        f"${MONITOR_CONFIG_ENV} (default monitor.yaml), adding its feed's partition."
+        f"${MONITOR_CONFIG_ENV} (default monitor.yaml), adding its feed's partition; not while a run of the "
+        "feed is unfinished."
     ),
 )
 def trending_monitor_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
@@ -295,6 +298,11 @@ def trending_monitor_sensor(context: SensorEvaluationContext) -> SensorResult | 
     if not path.is_file():
         return SkipReason(f"no trending-monitor configuration at {path} (set ${MONITOR_CONFIG_ENV})")
     config = load_monitor_config(path)
+    active = unfinished_run(context.instance, config.feed)
+    if active:
+        run = active.dagster_run
+        return SkipReason(f"run {run.run_id} of feed {config.feed!r} is {run.status.value.lower()}; "
+                          "its next run is requested once it ends")
     return SensorResult(
         run_requests=[RunRequest(partition_key=config.feed, run_config=config.run_config())],
         dynamic_partitions_requests=[feed_partitions.build_add_request([config.feed])],
