@@ -22,6 +22,7 @@ from tiktokfer_assets.definitions import build_definitions
 from tiktokfer_assets.environments import local_resources
 from tiktokfer_assets.paths import PROJECT_ROOT
 from tiktokfer_assets.registry import register_challenge
+from tiktokfer_assets.status import NOT_A_PARTITION
 
 SHIPPED = PROJECT_ROOT / "challenges" / "face_challenge.yaml"
 RST = ("``", ":func:", ":class:", ":mod:", ":data:", ":meth:")
@@ -162,6 +163,16 @@ def test_status_and_list_of_a_registered_challenge_before_any_run(home, capsys):
     assert row.split()[0] == "face_challenge" and row.split()[-1] == "registered"
     code, out, _ = run(capsys, "status")
     assert out.splitlines()[2].split()[:3] == ["face_challenge", "registered", f"0/{len(assets)}"]
+
+
+def test_status_and_list_create_no_dagster_instance(home, capsys):
+    with instance_for_test() as elsewhere:  # registered in the table store; DAGSTER_HOME was never opened
+        register_challenge(load_challenge(SHIPPED), cli.table_store(), elsewhere)
+    code, out, _ = run(capsys, "status", "face_challenge")
+    assert code == 0 and out.splitlines()[1] == f"  {NOT_A_PARTITION}" and "Last run: none" in out
+    assert run(capsys, "status")[1].splitlines()[2].split()[:2] == ["face_challenge", "no"]
+    assert run(capsys, "challenge", "list")[1].splitlines()[2].endswith("no partition")
+    assert not (home / "dagster").exists()
 
 
 def test_a_challenge_missing_from_the_dagster_instance_is_one_line(home, capsys, monkeypatch):

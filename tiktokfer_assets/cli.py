@@ -55,8 +55,11 @@ USER_ERRORS = (UsageError, ChallengeError, DatasetError, EnvironmentSettingsErro
                WeightsError, FrameExtractionError, TableStoreError, ObjectStoreError)
 
 
-def dagster_instance():
-    """The Dagster instance of ``DAGSTER_HOME``, defaulting to the local one under TIKTOKFER_HOME."""
+def dagster_instance(*, read_only: bool = False):
+    """The Dagster instance of ``DAGSTER_HOME``, defaulting to the local one under TIKTOKFER_HOME.
+
+    ``read_only`` (status, list): a DAGSTER_HOME folder that does not exist is read as an empty
+    instance (an ephemeral one) instead of being created with its SQLite storage."""
     import sqlalchemy.exc
     import yaml
     from dagster import DagsterInstance, DagsterInvalidConfigError
@@ -64,6 +67,8 @@ def dagster_instance():
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(home_dir() / "dagster")
     home = Path(os.environ["DAGSTER_HOME"])
+    if read_only and not home.exists():
+        return DagsterInstance.ephemeral()
     try:
         home.mkdir(parents=True, exist_ok=True)
         (home / "dagster.yaml").touch()  # Dagster's defaults: SQLite storage in this folder
@@ -155,7 +160,7 @@ def cmd_challenge_list(args) -> None:
 
     store = table_store()
     if any_registered(store):
-        print(challenge_list(loaded(defs), store, dagster_instance()))
+        print(challenge_list(loaded(defs), store, dagster_instance(read_only=True)))
 
 
 def cmd_status(args) -> None:
@@ -166,9 +171,9 @@ def cmd_status(args) -> None:
     store = table_store()
     if args.challenge:
         get_challenge(store, args.challenge)  # an unknown name: one line, before the instance is opened
-        print(challenge_status(args.challenge, loaded(defs), store, dagster_instance()))
+        print(challenge_status(args.challenge, loaded(defs), store, dagster_instance(read_only=True)))
     elif any_registered(store):
-        print(challenges_overview(loaded(defs), store, dagster_instance()))
+        print(challenges_overview(loaded(defs), store, dagster_instance(read_only=True)))
 
 
 def cmd_challenge_show(args) -> None:
