@@ -1,16 +1,21 @@
-"""Fine-tuning a backbone with a new head: LP-FT, weighted loss, early stopping on val, seeded, AMP on CUDA.
+"""Fine-tuning a backbone with a new head: weighted loss, early stopping on val, seeded, AMP on CUDA.
 
-LP-FT (``head_init="probe"``): the head starts as the logistic-regression probe on the
-frozen features (:mod:`probe`), its logits scaled to the probe's best val log-loss
-(``calibrate_head``), and the state before the first epoch counts as epoch 0; then
-the whole network is trained (AdamW; the backbone at a tenth of the head's learning
-rate; linear warm-up over ``warmup_epochs`` then cosine decay, per step; batch norm
-kept at the checkpoint's statistics with ``freeze_bn``), with cross-entropy weighted
-by inverse class frequency (so a class with few faces counts as much as a large one)
-and label smoothing. After each epoch the model is evaluated on val; the state with
-the best val macro-F1 is kept (so never one worse on val than the probe), and training
-stops after ``patience`` epochs without improvement. Without a val split every epoch
-runs and the last state is kept.
+The whole network is trained (AdamW, ``head_lr`` for the head and ``backbone_lr`` for
+the backbone; linear warm-up over ``warmup_epochs`` then cosine decay, per step), with
+cross-entropy weighted by inverse class frequency (so a class with few faces counts as
+much as a large one) and label smoothing. After each epoch the model is evaluated on
+val; the state with the best val macro-F1 is kept, and training stops after ``patience``
+epochs without improvement. Without a val split every epoch runs and the last state is
+kept.
+
+The defaults (a random head, both at 1e-3, batch norm trained, TrivialAugmentWide, 60
+epochs) are the recipe that transferred best on ``media/expressions``
+(``bench/bench_expression.py``; README, "Expression model"). The alternative is LP-FT
+(``head_init="probe"``): the head starts as the logistic-regression probe on the frozen
+features (:mod:`probe`), its logits scaled to the probe's best val log-loss
+(``calibrate_head``), and the state before the first epoch counts as epoch 0 (so the
+kept model is never worse on val than the probe); it needs low rates and frozen batch
+norm (``freeze_bn``) not to destroy that head, and with them the backbone barely moves.
 
 Determinism: the run draws every random number (head initialisation, batch order,
 augmentation, dropout) from torch's generator seeded with ``seed`` inside a forked
