@@ -55,12 +55,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import ffmpeg
-import numpy as np
-import yaml
-
-from tiktokfer_assets.testkit.generator import VideoPlan, available_people, build_challenge
-
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
 GENERATED = "generated.json"
@@ -70,6 +64,11 @@ GENERATED = "generated.json"
 def generate(out: Path, name: str, videos: int, width: int, height: int, fps: int) -> Path:
     """A challenge of ``videos`` one-performer videos at ``width`` x ``height``, ``fps``; its challenge.yaml
     (reused when ``out`` holds one generated with the same shape)."""
+    import ffmpeg
+    import yaml
+
+    from tiktokfer_assets.testkit.generator import VideoPlan, available_people, build_challenge
+
     shape = {"videos": videos, "width": width, "height": height, "fps": fps}
     marker = out / GENERATED
     if marker.exists() and json.loads(marker.read_text()) == shape:
@@ -100,12 +99,23 @@ def generate(out: Path, name: str, videos: int, width: int, height: int, fps: in
     return generated.challenge_yaml
 
 
+def uncompiled(modules: tuple[str, ...] = ("torch", "dagster", "polars")) -> list[str]:
+    """Those of ``modules`` without compiled bytecode beside their source: each child would compile them
+    again (under ``PYTHONDONTWRITEBYTECODE``, nothing is cached), seconds that no deployment pays."""
+    import importlib.util
+
+    return [name for name in modules
+            if not Path(importlib.util.cache_from_source(importlib.util.find_spec(name).origin)).exists()]
+
+
 def child_environment(home: Path) -> dict[str, str]:
     return {**os.environ, "TIKTOKFER_ENV": "local", "TIKTOKFER_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
             "TIKTOKFER_EXECUTOR": "in_process"}
 
 
 def register(challenge_yaml: Path, home: Path) -> str:
+    import yaml
+
     shutil.rmtree(home, ignore_errors=True)
     (home / "dagster").mkdir(parents=True)
     (home / "dagster" / "dagster.yaml").touch()
@@ -161,6 +171,8 @@ def linearity(sizes: list[int], seconds: list[float]) -> dict:
     """Seconds per video at each size, marginal seconds per video between consecutive sizes, the ratio of
     the last marginal to the first (None with one marginal) and the fitted fixed cost (the intercept of
     a least-squares line of seconds against videos)."""
+    import numpy as np
+
     marginals = [(t_b - t_a) / (n_b - n_a) for n_a, n_b, t_a, t_b in zip(sizes, sizes[1:], seconds, seconds[1:])]
     _, fixed = np.polyfit(sizes, seconds, 1)
     return {"per_video": [t / n for n, t in zip(sizes, seconds)], "marginals": marginals,
@@ -217,6 +229,10 @@ def main() -> None:
     sizes = sorted(set(args.sizes))
     if len(sizes) < 2:
         parser.error("--sizes needs at least two different sizes")
+    if missing := uncompiled():
+        print(f"warning: no compiled bytecode for {', '.join(missing)}: every child compiles them again; first run "
+              f"{sys.executable} -m compileall -q -j 0 {Path(sys.prefix) / 'lib'} {ROOT / 'tiktokfer_assets'}",
+              flush=True)
 
     from tiktokfer_assets.definitions import ASSETS
 
