@@ -1,6 +1,6 @@
 """Benchmark of a challenge partition at several sizes: time per video and peak memory of each asset.
 
-Generates a challenge for each of ``--sizes`` videos (default 4, 16 and 64: 4x apart)
+Generates a challenge for each of ``--sizes`` videos (default 3, 12 and 48: 4x apart)
 with the testkit generator (one performer per video, the performers in turn, each video
 as long as the sound plus its shift), re-encoded to TikTok's shape (``--width`` x
 ``--height`` at ``--fps``, default 720x1280 at 30 fps; the generator draws 360x640 at
@@ -13,8 +13,9 @@ Per asset and size it measures three nested times: the child's wall time (proces
 start, the code location's import, the run), the run (``execute_in_process``: Dagster's
 run set-up and tear-down around the steps) and the asset's steps (their durations in
 the run's event log, checks included: the work of the asset, its model loading and its
-I/O). Fixed costs per run hide linearity in seconds per video (a 20 s start-up is 5 s
-per video at 4 videos and 0.3 s at 64), so the table prints, for the steps and for the
+I/O; the resources are set up before the first step, so the GPU resource's import of torch
+is in the run, not the steps). Fixed costs per run hide linearity in seconds per video (a
+20 s start-up is 6.7 s per video at 3 videos and 0.4 s at 48), so the table prints, for the steps and for the
 child:
 
 - seconds per video at each size;
@@ -23,7 +24,7 @@ child:
   there is one marginal and no ratio);
 - the fixed cost per run, the intercept of a least-squares line of T against n;
 - the child's peak resident set size (``getrusage``: the import, ~0.4 GB, included) at
-  each size and its growth from the first size to the last, beside the growth of the faces.
+  each size and its growth between consecutive sizes, beside the growth of the faces.
 
 Goals (issue 17): linear time (marginals within 1.2x), peak RSS growth under 1.5x for
 4x the faces.
@@ -32,10 +33,14 @@ A child per asset is what makes the peak per asset: ``ru_maxrss`` never goes dow
 so one process running every asset would report the largest asset's peak for all
 that follow; tracemalloc would miss torch's and ffmpeg's native memory.
 
-    PYTHONPATH=tests .venv/bin/python bench/bench_scale.py [--sizes 4 16 64] [--workdir DIR]
+    PYTHONPATH=tests .venv/bin/python bench/bench_scale.py [--sizes 3 12 48] [--workdir DIR]
     (development on a shared machine: --sizes 1 2 4 --width 360 --height 640 --fps 15)
 
-A kept ``--workdir`` reuses the videos generated there before (each home is rebuilt).
+A kept ``--workdir`` reuses the videos generated there before (each home is rebuilt): the
+generation of 720p videos is a large part of a first run. The children import torch,
+Dagster and the code location afresh: without compiled bytecode (``PYTHONDONTWRITEBYTECODE``
+set and a venv installed without ``--compile-bytecode``) each compiles them again, tens of
+seconds per child that no deployment pays; the bench warns then.
 
 Measured (2-core machine under load 8-12, ``--sizes 1 4``: 41 and 105 faces): 308 / 71 s per
 video (the run's fixed costs dominate), peak RSS ratio 1.00-1.22 per asset (faces 1.22); the
@@ -192,7 +197,8 @@ def print_table(assets: list[str], sizes: list[int], results: dict[int, dict[str
     per = " ".join(f"{f'/v@{size}':>7}" for size in sizes)
     marg = " ".join(f"{f'm{a}-{b}':>7}" for a, b in zip(sizes, sizes[1:]))
     rss = " ".join(f"{f'MiB@{size}':>7}" for size in sizes)
-    print(f"{'asset':<16} {'time':<5} {per} {marg} {'m ratio':>7} {'fixed s':>7}   {rss} {'growth':>6}")
+    growth = " ".join(f"{f'x{a}-{b}':>7}" for a, b in zip(sizes, sizes[1:]))
+    print(f"{'asset':<16} {'time':<5} {per} {marg} {'m ratio':>7} {'fixed s':>7}   {rss} {growth}")
     totals = {"steps": [0.0] * n, "child": [0.0] * n}
     for asset in assets:
         for kind in ("steps", "child"):
@@ -203,19 +209,21 @@ def print_table(assets: list[str], sizes: list[int], results: dict[int, dict[str
                     f"{cells(fit['marginals'])} {ratio(fit['ratio']):>7} {fit['fixed']:7.1f}")
             if kind == "steps":
                 peaks = [results[size][asset]["peak_rss"] / MIB for size in sizes]
-                line += f"   {' '.join(f'{peak:7,.0f}' for peak in peaks)} {peaks[-1] / peaks[0]:6.2f}"
+                growths = [b / a for a, b in zip(peaks, peaks[1:])]
+                line += f"   {' '.join(f'{peak:7,.0f}' for peak in peaks)} {cells(growths)}"
             print(line)
     for kind in ("steps", "child"):
         fit = linearity(sizes, totals[kind])
         print(f"{'all assets' if kind == 'steps' else '':<16} {kind:<5} {cells(fit['per_video'])} "
               f"{cells(fit['marginals'])} {ratio(fit['ratio']):>7} {fit['fixed']:7.1f}")
-    if faces[sizes[0]] > 0:
-        print(f"faces grew {faces[sizes[-1]] / faces[sizes[0]]:.2f}x from {sizes[0]} to {sizes[-1]} videos")
+    if min(faces.values()) > 0:
+        print("faces grew " + ", ".join(f"{faces[b] / faces[a]:.2f}x from {a} to {b} videos"
+                                        for a, b in zip(sizes, sizes[1:])))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 16, 64], help="videos per challenge, at least two")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[3, 12, 48], help="videos per challenge, at least two")
     parser.add_argument("--width", type=int, default=720)
     parser.add_argument("--height", type=int, default=1280)
     parser.add_argument("--fps", type=int, default=30)
@@ -260,7 +268,7 @@ def main() -> None:
           + ", ".join(f"{size} videos ({faces[size]} faces)" for size in sizes))
     print("per asset: seconds per video (/v@n), marginal seconds per video between sizes (ma-b), last marginal / "
           "first (m ratio), fitted fixed seconds per run; 'steps' is the asset's steps in the event log, 'child' its "
-          "whole process; peak RSS of the process (MiB@n) and its growth first to last size\n")
+          "whole process; peak RSS of the process (MiB@n) and its growth between sizes (xa-b)\n")
     print_table(assets, sizes, results, faces)
 
 
