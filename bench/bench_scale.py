@@ -15,8 +15,8 @@ run set-up and tear-down around the steps) and the asset's steps (their duration
 the run's event log, checks included: the work of the asset, its model loading and its
 I/O; the resources are set up before the first step, so the GPU resource's import of torch
 is in the run, not the steps). Fixed costs per run hide linearity in seconds per video (a
-20 s start-up is 6.7 s per video at 3 videos and 0.4 s at 48), so the table prints, for the steps and for the
-child:
+20 s start-up is 6.7 s per video at 3 videos and 0.4 s at 48), so the table prints, for
+the steps and for the child:
 
 - seconds per video at each size;
 - the marginal seconds per video between consecutive sizes, ``(T_b - T_a) / (n_b - n_a)``,
