@@ -8,8 +8,6 @@ exactly one face each; scenes as below). Rotation tests build sideways images wi
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from tiktokfer_assets.models import RETINAFACE_WEIGHTS
 from tiktokfer_assets.paths import media_dir
 from tiktokfer_assets.vision.crops import contact_sheet, encode_jpeg, square_crop
 from tiktokfer_assets.vision.detector import Detection, FaceDetector
-from tiktokfer_assets.vision.retinaface import CheckpointError, batched_nms, load_retinaface, prior_boxes
+from tiktokfer_assets.vision.retinaface import CheckpointError, load_retinaface, prior_boxes
 from tiktokfer_assets.weights import destination_of
 
 pytestmark = pytest.mark.media
@@ -233,33 +231,6 @@ def test_wrong_checkpoint_fails_clearly(tmp_path):
     torch.save({"net_state_dict": {}}, other)
     with pytest.raises(CheckpointError, match="expected a state dict of tensors"):
         load_retinaface(other)
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_batched_nms_keeps_torchvisions_boxes(seed):
-    """Clusters of jittered boxes (as a face's anchors give) in 6 images, a group without boxes between them."""
-    from torchvision.ops import batched_nms as reference
-
-    generator = torch.Generator().manual_seed(seed)
-    centres = torch.rand(40, 2, generator=generator) * 600
-    sizes = 20 + torch.rand(40, 2, generator=generator) * 200
-    members = torch.randint(0, 40, (500,), generator=generator)
-    jitter = torch.randn(500, 4, generator=generator) * 8
-    boxes = torch.cat([centres[members] - sizes[members] / 2, centres[members] + sizes[members] / 2], 1) + jitter
-    scores = torch.rand(500, generator=generator)
-    groups = torch.randint(0, 6, (500,), generator=generator) * (1 + (torch.rand(500, generator=generator) > 0.5))
-    for threshold in (0.2, 0.4, 0.7):
-        expected = reference(boxes, scores, groups, threshold)
-        expected = expected[torch.argsort(groups[expected], stable=True)]
-        assert torch.equal(batched_nms(boxes, scores, groups, threshold), expected)
-    assert batched_nms(boxes[:0], scores[:0], groups[:0], 0.4).shape == (0,)
-
-
-def test_the_detector_loads_no_torchvision():
-    """torchvision.ops imports torch._dynamo: seconds per faces step (a fresh interpreter: this one has it)."""
-    probe = "import sys, tiktokfer_assets.vision.detector; print('torchvision' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
 
 
 def test_prior_boxes_match_the_network_outputs():

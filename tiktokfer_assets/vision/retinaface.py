@@ -16,8 +16,7 @@ Conventions of that checkpoint (the caller must follow them):
 * box/landmark regression relative to the anchors with ``VARIANCES`` = (0.1, 0.2).
 
 This module holds the network, the anchors (cached per input size and device),
-decoding and NMS (:func:`batched_nms`, torchvision's result without importing torchvision),
-all running on the model's device. Resizing,
+decoding and NMS (torchvision), all running on the model's device. Resizing,
 batching, rotation retries and mapping back to the caller's images live in
 :mod:`tiktokfer_assets.vision.detector`.
 """
@@ -29,11 +28,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torchvision.ops import batched_nms
 
 MEAN_BGR = (104.0, 117.0, 123.0)
 MIN_SIZES: tuple[tuple[int, int], ...] = ((16, 32), (64, 128), (256, 512))
@@ -274,40 +273,6 @@ def decode_landmarks(landmarks: torch.Tensor, priors: torch.Tensor) -> torch.Ten
     return priors[..., None, :2] + offsets * VARIANCES[0] * priors[..., None, 2:]
 
 
-def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Indices of the ``(x1, y1, x2, y2)`` boxes that greedy non-maximum suppression keeps within each group:
-    by group, then by decreasing score (``torchvision.ops.batched_nms``'s boxes: a box is dropped when its IoU
-    with a kept box of its group and a higher score is above ``iou_threshold``).
-
-    Written here because importing ``torchvision.ops`` imports ``torch._dynamo``, once per ``faces``
-    step: without it the step on one 360p video took 20.1 s instead of 27.3 s and its process
-    peaked 175 MiB lower (1,269 MB; loaded 2-core machine). The IoUs of each
-    group's boxes are computed on the boxes' device (groups padded to the largest), the greedy
-    pass on the CPU over all groups at once; a frame's candidates above the score threshold are
-    few (tens per face), so the matrices are small.
-    """
-    if boxes.shape[0] == 0:
-        return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    order = torch.argsort(scores, descending=True, stable=True)
-    order = order[torch.argsort(groups[order], stable=True)]  # by group, then by decreasing score
-    _, group, counts = torch.unique_consecutive(groups[order], return_inverse=True, return_counts=True)
-    rank = torch.arange(order.shape[0], device=boxes.device) - (torch.cumsum(counts, 0) - counts)[group]
-    padded = boxes.new_zeros((counts.shape[0], int(counts.max()), 4))
-    padded[group, rank] = boxes[order]
-    area = (padded[..., 2] - padded[..., 0]) * (padded[..., 3] - padded[..., 1])
-    corner_min = torch.maximum(padded[:, :, None, :2], padded[:, None, :, :2])
-    corner_max = torch.minimum(padded[:, :, None, 2:], padded[:, None, :, 2:])
-    overlap = (corner_max - corner_min).clamp(min=0)
-    inter = overlap[..., 0] * overlap[..., 1]
-    over = (inter / (area[:, :, None] + area[:, None, :] - inter) > iou_threshold).cpu().numpy()
-    width = over.shape[1]
-    removed = np.arange(width)[None, :] >= counts.cpu().numpy()[:, None]  # the padding
-    for r in range(width - 1):
-        removed[:, r + 1:] |= ~removed[:, r, None] & over[:, r, r + 1:]
-    kept = torch.from_numpy(~removed).to(boxes.device)[group, rank]
-    return order[kept]
-
-
 @dataclass(frozen=True)
 class RawDetections:
     """Detections of one batch, in pixel coordinates of the (padded) network input.
@@ -344,7 +309,8 @@ def detect_batch(
     boxes = decode_boxes(loc[image_idx, anchor_idx], cand_priors) * scale.repeat(2)
     points = decode_landmarks(landmarks[image_idx, anchor_idx], cand_priors) * scale
     cand_scores = scores[image_idx, anchor_idx]
-    keep = batched_nms(boxes, cand_scores, image_idx, nms_threshold)  # by image, then by decreasing score
+    keep = batched_nms(boxes, cand_scores, image_idx, nms_threshold)  # sorted by decreasing score
+    keep = keep[torch.argsort(image_idx[keep], stable=True)]  # group by image, score order kept
     return RawDetections(
         image_index=image_idx[keep].cpu(),
         boxes=boxes[keep].float().cpu(),
