@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 
 import numpy as np
 import polars as pl
@@ -75,22 +73,6 @@ def test_copies_are_grouped_and_distinct_photos_are_not(crops, tmp_path):
     copies = ["exact_copy", "file_copy", "original", "reencoded"]
     distinct = [["obama2"], ["obama3"], ["obama4"], ["biden1"], ["biden2"]]
     assert sorted(sorted(g) for g in groups) == sorted([copies, *distinct])
-
-
-def test_phash_is_imagededups_and_loads_no_torch(crops):
-    """The hash imagededup's PHash gives, on every crop, shifted and re-encoded crops, a blurred one and noise;
-    computing it imports neither imagededup nor torch (a fresh interpreter: this one has imported both)."""
-    rng = np.random.default_rng(0)
-    images = [*crops.values(), *(_crop(name, 7) for name in FACE_BOXES),
-              np.asarray(Image.open(io.BytesIO(_reencoded(crops["obama/1.jpg"])))),
-              np.asarray(Image.fromarray(crops["biden/2.jpg"]).filter(ImageFilter.GaussianBlur(1.5))),
-              *(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in ((48, 48), (17, 301), (640, 33)))]
-    reference = PHash(verbose=False)
-    assert [phash(image) for image in images] == [reference.encode_image(image_array=image) for image in images]
-    probe = ("import sys, numpy as np; from tiktokfer_assets.identity.dedup import phash;"
-             "phash(np.zeros((8, 8, 3), np.uint8)); print(sorted({'torch', 'imagededup'} & set(sys.modules)))")
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True).stdout.strip() == "[]"
 
 
 def test_the_same_portrait_from_another_source_is_a_duplicate(crops):

@@ -26,13 +26,10 @@ pose sampled over a few seconds looks like. The price is that a long chain can j
 two faces further apart than the threshold; keep the threshold small (default 10
 of 64 bits, imagededup's default).
 
-Hashing is imagededup's PHash, computed here (:func:`phash`, the same hashes; importing
-``imagededup.methods`` imports torch and torchvision for its CNN method, 12.5 s CPU with
-compiled bytecode on a loaded 2-core machine, once per ``unique_faces`` step: that step went
-from 36.3 to 5.3 s on one video); the search is not imagededup's either (it creates a
-``multiprocessing.Pool`` per call even with ``num_dist_workers=0``: 14 s per individual inside
-a multiprocess step). :func:`select_unique` hashes every face once, streaming from ``images``,
-and finds the close pairs of all groups in one call of
+Hashing is imagededup's; the search is not (its search creates a ``multiprocessing.Pool``
+per call even with ``num_dist_workers=0``: 14 s per individual inside a multiprocess
+step). :func:`select_unique` hashes every face once, streaming from ``images``, and
+finds the close pairs of all groups in one call of
 :func:`~tiktokfer_assets.identity.hamming.near_pairs` (all-pairs within small groups,
 multi-index hashing within large ones). ``bench/bench_dedup.py`` (families of 8
 near-duplicate 48x48 JPEGs in one individual, 2 loaded cores): search 0.19 / 0.48 /
@@ -50,19 +47,17 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from os import PathLike
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 from PIL import Image
 from scipy import ndimage
-from scipy.fft import dct
 
 from tiktokfer_assets.identity.hamming import components, hex_to_uint64, near_pairs
 
-PHASH_SIZE = 32
-"""imagededup's PHash: the image is resized to PHASH_SIZE x PHASH_SIZE (Lanczos) and made grey..."""
-PHASH_COEFFICIENTS = 8
-"""...and the hash is the top-left PHASH_COEFFICIENTS x PHASH_COEFFICIENTS of its 2-D DCT against their median."""
+if TYPE_CHECKING:
+    from imagededup.methods import PHash
 
 ImageSource = np.ndarray | str | PathLike | bytes
 """A BGR ``uint8`` array, an image file path, or an encoded image file's bytes."""
@@ -85,16 +80,16 @@ def sharpness(rgb: np.ndarray) -> float:
     return float(ndimage.laplace(grey).var())
 
 
-def phash(rgb: np.ndarray) -> str:
-    """imagededup's 64-bit perceptual hash (``PHash().encode_image``) of an RGB image, as 16 hex digits.
+def new_hasher() -> PHash:
+    """imagededup's PHash (imported here: imagededup imports torch, ~10 s, for its CNN methods)."""
+    from imagededup.methods import PHash
 
-    The 32x32 Lanczos-resized grey image's type-II DCT, its top-left 8x8 coefficients each
-    compared (>=) with their median without the DC term, packed row by row.
-    """
-    small = Image.fromarray(rgb).resize((PHASH_SIZE, PHASH_SIZE), Image.Resampling.LANCZOS).convert("L")
-    coefficients = dct(dct(np.asarray(small, dtype=np.float64), axis=0), axis=1)[:PHASH_COEFFICIENTS,
-                                                                                 :PHASH_COEFFICIENTS]
-    return np.packbits(coefficients >= np.median(coefficients.ravel()[1:])).tobytes().hex()
+    return PHash(verbose=False)
+
+
+def phash(rgb: np.ndarray, hasher: PHash | None = None) -> str:
+    """imagededup's 64-bit perceptual hash of an RGB image, as 16 hex digits."""
+    return (hasher or new_hasher()).encode_image(image_array=rgb)
 
 
 def find_duplicate_groups(images: Mapping[str, ImageSource], max_distance_threshold: int = 10) -> list[list[str]]:
@@ -106,8 +101,9 @@ def find_duplicate_groups(images: Mapping[str, ImageSource], max_distance_thresh
     without duplicates is a group of one. Groups keep the mapping's key order and
     come in the order of their first key.
     """
+    hasher = new_hasher()
     keys = list(images)
-    hashes = hex_to_uint64([phash(load_rgb(images[key])) for key in keys])
+    hashes = hex_to_uint64([phash(load_rgb(images[key]), hasher) for key in keys])
     labels = components(len(keys), near_pairs(hashes, max_distance_threshold))
     groups: list[list[str]] = [[] for _ in range(int(labels.max()) + 1 if keys else 0)]
     for key, label in zip(keys, labels):
@@ -159,10 +155,11 @@ def select_unique(
     if absent:
         raise KeyError(f"no image for {len(absent)} face(s), e.g. {absent[:3]}")
 
+    hasher = new_hasher()
     hashes, sharpness_of = [], []
     for face_id in face_ids:  # one image in memory at a time: ``images`` may read lazily
         rgb = load_rgb(images[face_id])
-        hashes.append(phash(rgb))
+        hashes.append(phash(rgb, hasher))
         sharpness_of.append(sharpness(rgb))
     group_of: dict[tuple, int] = {}
     groups = np.array([group_of.setdefault(key, len(group_of)) for key in faces.select(group_by).iter_rows()],
