@@ -4,9 +4,15 @@ Generates the demo challenge once, then for each executor registers it in a fres
 ``tiktokfer materialize`` in a child process: ``in_process`` (one process for the run),
 ``multiprocess`` with ``TIKTOKFER_START_METHOD=spawn`` (each step a fresh interpreter that imports
 the code location, torch and its models) and ``multiprocess`` with the default fork server (steps
-forked from a server that imported the code location and torch once). Prints wall seconds, CPU
-seconds of the child and its reaped descendants (a fork server that is not reaped is missing from
-it: wall time is the measure), the ratio to in-process, and whether each printed the same summary.
+forked from a server that imported the code location, torch and what more than one step imports once:
+tiktokfer_assets/forkserver.py). Prints wall seconds, CPU seconds of the child and its reaped descendants (a fork
+server that is not reaped is missing from it: wall time is the measure), the ratio to in-process, and whether each
+printed the same summary.
+
+Measured on 2 cores, loaded (load average 4-7 from other sessions), the fork server and in-process variants run one
+after the other: before tiktokfer_assets/forkserver.py 527 s against 285 s (x1.85; earlier, less loaded: 176 s
+against 43 s, x4.1), after it 201 s against 148 s (x1.35). The load inflates the models' seconds more than the
+per-step ones, so a quiet machine gives a larger ratio: measure there.
 
     PYTHONPATH=tests .venv/bin/python bench/bench_executors.py [--workdir DIR]
 """

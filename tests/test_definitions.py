@@ -123,3 +123,16 @@ def test_materialize_challenge_honours_tiktokfer_executor(tmp_path, monkeypatch)
         assert failure.step_key == "videos" and failure.dagster_event.pid != os.getpid()  # ran in a subprocess
         with pytest.raises(ValueError, match="pass tiktokfer_assets.definitions.defs"):
             materialize_challenge(build_definitions(), "nowhere", instance)
+
+
+def test_the_fork_server_rehearses_a_step_start_and_survives_its_failure(tmp_path, capsys):
+    """The fork server's preload loads the repository and opens the instance as a step does (so steps import nothing
+    more); a broken instance is printed, not raised: the fork server would die of anything but an ImportError."""
+    from tiktokfer_assets import forkserver
+
+    (tmp_path / "dagster.yaml").write_text("storage: {no_such_storage: {}}\n")
+    forkserver.rehearse_step_start(str(tmp_path))
+    assert "the rehearsal of a step's start failed" in capsys.readouterr().err
+    (tmp_path / "dagster.yaml").write_text("")
+    forkserver.rehearse_step_start(str(tmp_path))
+    assert capsys.readouterr().err == ""

@@ -33,6 +33,11 @@ def defs() -> Definitions:
     return build_definitions()
 
 
+def reconstructable_repository() -> ReconstructableRepository:
+    """The lazy :func:`defs` as the multiprocess executor's step processes load it."""
+    return ReconstructableRepository.for_module(__name__, "defs", str(PROJECT_ROOT))
+
+
 def loaded(definitions: Definitions | Callable[[], Definitions]) -> Definitions:
     """``definitions`` itself, or what the lazy :func:`defs` builds."""
     return definitions if isinstance(definitions, Definitions) else definitions()
@@ -55,8 +60,7 @@ def materialize_challenge(
     if definitions is not defs:
         raise ValueError(f"TIKTOKFER_EXECUTOR={name!r} re-imports the code location in each step: "
                          "pass tiktokfer_assets.definitions.defs")
-    repository = ReconstructableRepository.for_module(__name__, "defs", str(PROJECT_ROOT))
-    job = repository.get_reconstructable_job(ALL_ASSETS_JOB)
+    job = reconstructable_repository().get_reconstructable_job(ALL_ASSETS_JOB)
     result = execute_job(job, instance=instance, run_config=QUIET, tags={"dagster/partition": challenge})
     if not result.success:
         failed = [event.step_key for event in result.all_events if event.is_step_failure]
