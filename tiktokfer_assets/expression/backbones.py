@@ -16,10 +16,12 @@ Measured with ``bench/bench_expression.py`` on ``media/expressions`` (396 train 
 val / 132 test photos, seed 0, 2 CPU cores shared with other jobs): as frozen features
 under a logistic-regression probe the two are equal (test macro-F1 0.587 MobileFaceNet,
 0.592 RetinaFace; val 0.588 and 0.541). Fine-tuned from that probe (LP-FT, the
-``TrainConfig`` defaults), RetinaFace's val macro-F1 rose to 0.600 in 6 epochs (test
-0.587: no gain over its probe), MobileFaceNet's fell every epoch (0.571, 0.557, 0.525,
-0.512: its epoch 0, the probe, is kept), at about 9x the cost per training image (a
-32-image step took 6.5-12 s against 1.6 s on the same CPU).
+defaults then), RetinaFace's val macro-F1 rose to 0.600 in 6 epochs (test 0.587: no gain
+over its probe), MobileFaceNet's fell every epoch (0.571, 0.557, 0.525, 0.512: its epoch
+0, the probe, is kept), at about 9x the cost per training image (a 32-image step took
+6.5-12 s against 1.6 s on the same CPU). ``TrainConfig``'s current recipe (a random head,
+everything trained at 1e-3 for 60 epochs) was measured on RetinaFace (README, "Expression
+model").
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ import json
 from dataclasses import asdict, dataclass
 
 DEFAULT_BACKBONE = "retinaface"
-"""Under LP-FT it transfers better (val macro-F1 0.541 as a probe -> 0.600 after 6 epochs, while
+"""Under LP-FT it transferred better (val macro-F1 0.541 as a probe -> 0.600 after 6 epochs, while
 MobileFaceNet's fell from 0.588 to 0.512 in 4; ``backbones`` docstring) at about a ninth of
-MobileFaceNet's cost per training image."""
+MobileFaceNet's cost per training image; the current recipe (``TrainConfig``'s defaults) was
+measured on RetinaFace only (README, "Expression model")."""
 
 MIN_TEST_FACES = 10
 """A test class with fewer faces than this gets a warning: its recall and F1 are too noisy to trust."""
