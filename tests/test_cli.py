@@ -211,7 +211,7 @@ def test_status_of_the_materialised_generated_challenge(pipeline, capsys, monkey
     resources, instance, result = pipeline
     store = resources["table_store"]
     monkeypatch.setenv("TIKTOKFER_HOME", str(Path(store.path).parent))
-    monkeypatch.setattr(cli, "dagster_instance", lambda: instance)
+    monkeypatch.setattr(cli, "dagster_instance", lambda **_: instance)
     code, out, err = run(capsys, "status", "demo")
     assert (code, err) == (0, "") and out.startswith("Challenge 'demo': materialised\n")
     rows = status_rows(out)
