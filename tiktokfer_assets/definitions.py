@@ -10,6 +10,7 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from tiktokfer_assets.automation.jobs import ALL_ASSETS_JOB, DATASET_JOB
 from tiktokfer_assets.defs import challenge_pipeline, dataset_release, trending_monitor
 from tiktokfer_assets.defs.environment import environment_definitions, executor_name
+from tiktokfer_assets.partitions import PARTITION_TAG
 from tiktokfer_assets.paths import PROJECT_ROOT
 
 ASSETS = challenge_pipeline.ASSETS
@@ -61,7 +62,7 @@ def materialize_challenge(
         raise ValueError(f"TIKTOKFER_EXECUTOR={name!r} re-imports the code location in each step: "
                          "pass tiktokfer_assets.definitions.defs")
     job = reconstructable_repository().get_reconstructable_job(ALL_ASSETS_JOB)
-    result = execute_job(job, instance=instance, run_config=QUIET, tags={"dagster/partition": challenge})
+    result = execute_job(job, instance=instance, run_config=QUIET, tags={PARTITION_TAG: challenge})
     if not result.success:
         failed = [event.step_key for event in result.all_events if event.is_step_failure]
         raise RuntimeError(f"run {result.run_id} of {challenge!r} failed ({name} executor); failed steps: {failed}")
