@@ -10,7 +10,7 @@ import pytest
 from imagededup.methods import PHash
 from PIL import Image, ImageFilter
 
-from tiktokfer_assets.identity.dedup import find_duplicate_groups, phash, select_unique
+from tiktokfer_assets.identity.dedup import WORKING_SIDE, find_duplicate_groups, load_rgb, phash, select_unique
 from tiktokfer_assets.paths import media_dir
 
 pytestmark = pytest.mark.media
@@ -175,3 +175,19 @@ def test_select_unique_never_removes_a_face_of_another_expression(crops):
     assert unique["face_id"].to_list() == ["neutral", "none", "happy_b", "sad"]
     assert unique["duplicates"].to_list() == [[], [], ["happy_a"], []]
     assert select_unique(faces, images)["face_id"].to_list() == ["neutral"]  # by individual only: labels lost
+
+
+def test_a_large_crop_is_hashed_from_a_reduced_decode_and_stays_a_duplicate(crops):
+    """A 720p close-up's context crop is ~1100 px: hashed from a JPEG decoded at a reduced scale (short side
+    256-511 px), it keeps its duplicate, and an array of the same image is reduced alike."""
+    original = crops["obama/4.jpg"]  # 353x518
+    rgb = Image.fromarray(np.ascontiguousarray(original[..., ::-1]))
+    large = rgb.resize((rgb.width * 3, rgb.height * 3), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    large.save(buffer, "JPEG", quality=90)
+    for source in (buffer.getvalue(), np.asarray(large)[..., ::-1].copy()):
+        reduced = load_rgb(source, WORKING_SIDE)
+        assert WORKING_SIDE <= min(reduced.shape[:2]) < 2 * WORKING_SIDE and reduced.shape[2] == 3
+    assert load_rgb(buffer.getvalue()).shape == (large.height, large.width, 3)  # no min_side: full size
+    assert find_duplicate_groups({"large": buffer.getvalue(), "original": original, "other": crops["obama/2.jpg"]}) \
+        == [["large", "original"], ["other"]]
