@@ -145,6 +145,10 @@ def test_a_fresh_home_has_nothing_registered_and_reading_it_creates_nothing(home
     assert (code, out) == (2, "") and "challenge 'face_challenge' is not registered" in one_error_line(err)
     assert list(home.iterdir()) == []  # no TIKTOKFER_HOME, tables.duckdb or DAGSTER_HOME
 
+    (home / "dagster").mkdir()  # a DAGSTER_HOME made ready by hand, still empty: left empty
+    assert run(capsys, "status") == (0, nothing + "\n", "")
+    assert list((home / "dagster").iterdir()) == []
+
 
 def test_status_and_list_of_a_registered_challenge_before_any_run(home, capsys):
     register_challenge(load_challenge(SHIPPED), cli.table_store(), cli.dagster_instance())

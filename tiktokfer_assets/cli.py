@@ -58,8 +58,8 @@ USER_ERRORS = (UsageError, ChallengeError, DatasetError, EnvironmentSettingsErro
 def dagster_instance(*, read_only: bool = False):
     """The Dagster instance of ``DAGSTER_HOME``, defaulting to the local one under TIKTOKFER_HOME.
 
-    ``read_only`` (status, list): a DAGSTER_HOME folder that does not exist is read as an empty
-    instance (an ephemeral one) instead of being created with its SQLite storage."""
+    ``read_only`` (status, list): a DAGSTER_HOME folder that does not exist, or holds nothing yet,
+    is read as an empty instance (an ephemeral one) instead of being given its SQLite storage."""
     import sqlalchemy.exc
     import yaml
     from dagster import DagsterInstance, DagsterInvalidConfigError
@@ -67,7 +67,7 @@ def dagster_instance(*, read_only: bool = False):
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(home_dir() / "dagster")
     home = Path(os.environ["DAGSTER_HOME"])
-    if read_only and not home.exists():
+    if read_only and (not home.exists() or not any(home.iterdir())):
         return DagsterInstance.ephemeral()
     try:
         home.mkdir(parents=True, exist_ok=True)
