@@ -81,8 +81,9 @@ def run_seed(args, seed: int) -> tuple[float, float, float]:
             f"{e.images_per_s:.1f} images/s", flush=True),
     )
     tuned = classification_metrics(labels["test"], predict_proba(result.model, crops["test"]).argmax(1), classes)
-    print(f"  fine-tuned: best epoch {result.best_epoch} of {len(result.history)} (val macro-F1 "
-          f"{max(e.val_macro_f1 for e in result.history):.3f}), test macro-F1 {tuned['macro_f1']:.3f}, "
+    kept_val = result.history[result.best_epoch - 1].val_macro_f1 if result.best_epoch else result.probe.val_macro_f1
+    print(f"  fine-tuned: kept epoch {result.best_epoch} of {len(result.history)} (val macro-F1 "
+          f"{kept_val:.3f}), test macro-F1 {tuned['macro_f1']:.3f}, "
           f"accuracy {tuned['accuracy']:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
     return probe_test["macro_f1"], tuned["macro_f1"], result.images_per_s
 

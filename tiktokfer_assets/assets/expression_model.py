@@ -68,6 +68,8 @@ class ExpressionModelConfig(Config):
     backbone: str = DEFAULT_BACKBONE
     epochs: int = TrainConfig.epochs
     patience: int = TrainConfig.patience
+    select_after: float = TrainConfig.select_after
+    """Share of the epochs whose states are never kept (the best val epoch is chosen from the rest)."""
     batch_size: int = TrainConfig.batch_size
     seed: int = TrainConfig.seed
     min_test_faces: int = MIN_TEST_FACES
@@ -80,7 +82,7 @@ class ExpressionModelConfig(Config):
     def train_config(self) -> TrainConfig:
         return TrainConfig(
             backbone=self.backbone, epochs=self.epochs, patience=self.patience,
-            batch_size=self.batch_size, seed=self.seed,
+            select_after=self.select_after, batch_size=self.batch_size, seed=self.seed,
         )
 
 

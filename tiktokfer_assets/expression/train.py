@@ -4,9 +4,9 @@ The whole network is trained (AdamW, ``head_lr`` for the head and ``backbone_lr`
 the backbone; linear warm-up over ``warmup_epochs`` then cosine decay, per step), with
 cross-entropy weighted by inverse class frequency (so a class with few faces counts as
 much as a large one) and label smoothing. After each epoch the model is evaluated on
-val; the state with the best val macro-F1 is kept, and training stops after ``patience``
-epochs without improvement. Without a val split every epoch runs and the last state is
-kept.
+val; of the epochs after the first ``select_after`` share of the schedule, the state with
+the best val macro-F1 is kept, and training stops after ``patience`` of them without
+improvement. Without a val split every epoch runs and the last state is kept.
 
 The defaults (a random head, both at 1e-3, batch norm trained, TrivialAugmentWide, 60
 epochs) are the recipe that transferred best on ``media/expressions``
@@ -119,6 +119,13 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
+def first_selectable_epoch(config: TrainConfig) -> int:
+    """The first epoch whose state may be kept (``config.select_after``; at most the last epoch)."""
+    if not 0 <= config.select_after < 1:
+        raise ValueError(f"select_after must be in [0, 1), got {config.select_after}")
+    return min(config.epochs, math.floor(config.select_after * config.epochs) + 1)
+
+
 def init_head_from_probe(
     model: ExpressionNet, train_crops, train_labels, val_crops, val_labels, classes, calibrate: bool
 ) -> Probe:
@@ -160,6 +167,7 @@ def train_classifier(
     """Fine-tune ``config.backbone`` (from ``weights_path``) on the crops; labels index ``classes``."""
     if len(train_crops) == 0:
         raise ValueError("the train split is empty: nothing to learn from")
+    first_kept = first_selectable_epoch(config)
     torch_device = torch.device(device)
     use_amp = torch_device.type == "cuda"
     cuda_index = torch_device.index if torch_device.index is not None else 0
@@ -223,7 +231,7 @@ def train_classifier(
             result.history.append(log)
             if progress is not None:
                 progress(log)
-            if log.val_macro_f1 is None:
+            if log.val_macro_f1 is None or epoch < first_kept:
                 continue
             if log.val_macro_f1 > best_f1 + 1e-6:
                 best_f1, stale, result.best_epoch = log.val_macro_f1, 0, epoch
