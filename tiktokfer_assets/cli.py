@@ -279,8 +279,7 @@ def cmd_demo(args) -> None:
     print(release_summary(release_id, uri, manifest))
     print(demo_agreement(challenge, generated.truth_json, manifest))
     with reported_runs(instance):
-        # the default backbone (MobileFaceNet): ~20 s on the demo's faces on a CPU; the line has the
-        # external test beside the demo's
+        # the default backbone (RetinaFace's body): minutes on a CPU; the line has the external test beside the demo's
         print(train_on_latest_release(instance, resources_for()))
     print(f"\nDemo challenge files: {out} (ground truth in {generated.truth_json})")
     print(f"Open the Dagster UI on these results: DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
