@@ -29,7 +29,6 @@ from tiktokfer_assets.expression.train import (
     CUDA_CPU_ARGMAX_AGREEMENT,
     CUDA_CPU_ATOL,
     class_weights,
-    first_selectable_epoch,
     predict_proba,
     train_classifier,
 )
@@ -121,11 +120,11 @@ def test_probe_head_computes_the_probe_logits():
 
 
 def test_first_selectable_epoch_skips_the_first_share_of_the_schedule():
-    assert first_selectable_epoch(TrainConfig(epochs=60)) == 31
-    assert first_selectable_epoch(TrainConfig(epochs=60, select_after=0)) == 1
-    assert first_selectable_epoch(TrainConfig(epochs=1)) == 1  # the last epoch is always eligible
+    assert TrainConfig(epochs=60).first_selectable_epoch == 31
+    assert TrainConfig(epochs=60, select_after=0).first_selectable_epoch == 1
+    assert TrainConfig(epochs=1).first_selectable_epoch == 1  # the last epoch is always eligible
     with pytest.raises(ValueError, match="select_after must be in"):
-        first_selectable_epoch(TrainConfig(select_after=1.0))
+        TrainConfig(select_after=1.0)
 
 
 @pytest.mark.slow
@@ -134,7 +133,7 @@ def test_fine_tuned_model_beats_chance_on_held_out_photos(photos, trained):
     result, epochs = trained
     assert [e.epoch for e in epochs] == [1, 2, 3]
     # the kept state is the best val macro-F1 of the epochs after the first half (2 and 3 of 3)
-    assert first_selectable_epoch(CONFIG) == 2 and result.best_epoch in (2, 3)
+    assert CONFIG.first_selectable_epoch == 2 and result.best_epoch in (2, 3)
     val = classification_metrics(labels["val"], predict_proba(result.model, crops["val"]).argmax(1), classes)
     assert val["macro_f1"] == pytest.approx(max(e.val_macro_f1 for e in epochs[1:]))
     assert val["macro_f1"] == pytest.approx(epochs[result.best_epoch - 1].val_macro_f1)

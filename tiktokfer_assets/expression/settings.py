@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 
 DEFAULT_BACKBONE = "retinaface"
@@ -48,6 +49,15 @@ class TrainConfig:
     augmentation: str = "trivial"
     """One of ``preprocess.AUGMENTATIONS``."""
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.select_after < 1:  # at construction: the asset fails before downloading the release
+            raise ValueError(f"select_after must be in [0, 1), got {self.select_after}")
+
+    @property
+    def first_selectable_epoch(self) -> int:
+        """The first epoch whose state may be kept (``select_after``; at most the last epoch)."""
+        return min(self.epochs, math.floor(self.select_after * self.epochs) + 1)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -119,13 +119,6 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
-def first_selectable_epoch(config: TrainConfig) -> int:
-    """The first epoch whose state may be kept (``config.select_after``; at most the last epoch)."""
-    if not 0 <= config.select_after < 1:
-        raise ValueError(f"select_after must be in [0, 1), got {config.select_after}")
-    return min(config.epochs, math.floor(config.select_after * config.epochs) + 1)
-
-
 def init_head_from_probe(
     model: ExpressionNet, train_crops, train_labels, val_crops, val_labels, classes, calibrate: bool
 ) -> Probe:
@@ -167,7 +160,6 @@ def train_classifier(
     """Fine-tune ``config.backbone`` (from ``weights_path``) on the crops; labels index ``classes``."""
     if len(train_crops) == 0:
         raise ValueError("the train split is empty: nothing to learn from")
-    first_kept = first_selectable_epoch(config)
     torch_device = torch.device(device)
     use_amp = torch_device.type == "cuda"
     cuda_index = torch_device.index if torch_device.index is not None else 0
@@ -231,7 +223,7 @@ def train_classifier(
             result.history.append(log)
             if progress is not None:
                 progress(log)
-            if log.val_macro_f1 is None or epoch < first_kept:
+            if log.val_macro_f1 is None or epoch < config.first_selectable_epoch:
                 continue
             if log.val_macro_f1 > best_f1 + 1e-6:
                 best_f1, stale, result.best_epoch = log.val_macro_f1, 0, epoch
