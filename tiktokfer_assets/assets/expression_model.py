@@ -71,6 +71,9 @@ class ExpressionModelConfig(Config):
     select_after: float = TrainConfig.select_after
     """Share of the epochs whose states are never kept (the best val epoch is chosen from the rest)."""
     batch_size: int = TrainConfig.batch_size
+    mix: str = TrainConfig.mix
+    """Batch mixing of the training images and their labels: none, mixup, cutmix or both."""
+    mix_alpha: float = TrainConfig.mix_alpha
     seed: int = TrainConfig.seed
     min_test_faces: int = MIN_TEST_FACES
     """A test class with fewer faces gets a warning in the metadata."""
@@ -82,7 +85,8 @@ class ExpressionModelConfig(Config):
     def train_config(self) -> TrainConfig:
         return TrainConfig(
             backbone=self.backbone, epochs=self.epochs, patience=self.patience,
-            select_after=self.select_after, batch_size=self.batch_size, seed=self.seed,
+            select_after=self.select_after, batch_size=self.batch_size, mix=self.mix, mix_alpha=self.mix_alpha,
+            seed=self.seed,
         )
 
 

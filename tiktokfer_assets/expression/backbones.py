@@ -19,7 +19,7 @@ under a logistic-regression probe the two are equal (test macro-F1 0.587 MobileF
 defaults then), RetinaFace's val macro-F1 rose to 0.600 in 6 epochs (test 0.587: no gain
 over its probe), MobileFaceNet's fell every epoch (0.571, 0.557, 0.525, 0.512: its epoch
 0, the probe, is kept), at about 9x the cost per training image (a 32-image step took
-6.5-12 s against 1.6 s on the same CPU). Under ``TrainConfig``'s current recipe (a random
+6.5-12 s against 1.6 s on the same CPU). Under ``TrainConfig``'s recipe before MixUp (a random
 head, everything trained at 1e-3 for 60 epochs, found on RetinaFace) the two fine-tuned
 models are equal within the noise: test macro-F1 0.682 MobileFaceNet, 0.662 RetinaFace on
 the mean of split seeds 0-6 (MobileFaceNet better on 5 of 7; paired standard error 0.024),

@@ -68,6 +68,16 @@ def train_transform(input_size: tuple[int, int], augmentation: str = "trivial") 
     return v2.Compose(steps)
 
 
+def batch_mixing(mix: str, alpha: float, num_classes: int) -> v2.Transform | None:
+    """``(images, labels) -> (mixed images, soft labels)`` for a training batch, or None for ``mix="none"``.
+
+    ``mixup`` blends each image with the next one of the batch, ``cutmix`` pastes a box of it, ``both`` draws one of
+    the two per batch; the share comes from Beta(``alpha``, ``alpha``) and the labels are mixed by the same share.
+    ``mix`` is one of ``settings.MIXES`` (checked by ``TrainConfig``)."""
+    mixup, cutmix = v2.MixUp(alpha=alpha, num_classes=num_classes), v2.CutMix(alpha=alpha, num_classes=num_classes)
+    return {"none": None, "mixup": mixup, "cutmix": cutmix, "both": v2.RandomChoice([mixup, cutmix])}[mix]
+
+
 def describe(input_size: tuple[int, int], augmentation: str) -> dict:
     """The preprocessing as JSON-able data, stored with the model."""
     return {

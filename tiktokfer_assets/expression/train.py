@@ -3,13 +3,15 @@
 The whole network is trained (AdamW, ``head_lr`` for the head and ``backbone_lr`` for
 the backbone; linear warm-up over ``warmup_epochs`` then cosine decay, per step), with
 cross-entropy weighted by inverse class frequency (so a class with few faces counts as
-much as a large one) and label smoothing. After each epoch the model is evaluated on
+much as a large one) and label smoothing, against the labels mixed as the images were
+(``mix``: with MixUp the targets are soft, and the train accuracy counts a mixed image as
+its larger share's class). After each epoch the model is evaluated on
 val; of the epochs after the first ``select_after`` share of the schedule, the state with
 the best val macro-F1 is kept, and training stops after ``patience`` of them without
 improvement. Without a val split every epoch runs and the last state is kept.
 
-The defaults (a random head, both at 1e-3, batch norm trained, TrivialAugmentWide, 60
-epochs) are the recipe that transferred best on ``media/expressions``
+The defaults (a random head, both at 1e-3, batch norm trained, TrivialAugmentWide then
+MixUp of each batch, 60 epochs) are the recipe that transferred best on ``media/expressions``
 (``bench/bench_expression.py``; README, "Expression model"). The alternative is LP-FT
 (``head_init="probe"``): the head starts as the logistic-regression probe on the frozen
 features (:mod:`probe`), its logits scaled to the probe's best val log-loss
@@ -18,7 +20,7 @@ kept model is never worse on val than the probe); it needs low rates and frozen 
 norm (``freeze_bn``) not to destroy that head, and with them the backbone barely moves.
 
 Determinism: the run draws every random number (head initialisation, batch order,
-augmentation, dropout) from torch's generator seeded with ``seed`` inside a forked
+augmentation, mixing, dropout) from torch's generator seeded with ``seed`` inside a forked
 RNG state, so the caller's generator is untouched and two CPU runs with the same
 inputs give the same weights. On CUDA, training runs under ``torch.autocast`` with
 bfloat16 (no loss scaling needed); evaluation and prediction always run in float32.
@@ -38,7 +40,7 @@ import torch.nn.functional as F
 
 from tiktokfer_assets.expression.backbones import ExpressionNet
 from tiktokfer_assets.expression.metrics import classification_metrics
-from tiktokfer_assets.expression.preprocess import eval_transform, train_transform
+from tiktokfer_assets.expression.preprocess import batch_mixing, eval_transform, train_transform
 from tiktokfer_assets.expression.probe import Probe, fit_probe, frozen_features, head_weights, logit_scale
 from tiktokfer_assets.expression.settings import TrainConfig
 
@@ -191,6 +193,7 @@ def train_classifier(
             optimizer, warmup_cosine(config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch)
         )
         augment = train_transform(model.input_size, config.augmentation)
+        mix = batch_mixing(config.mix, config.mix_alpha, len(classes))
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             model.train()
@@ -204,17 +207,18 @@ def train_classifier(
                 batch = order[start : start + config.batch_size]
                 x = torch.stack([augment(train_crops[i]) for i in batch]).to(torch_device, memory_format=MEMORY_FORMAT)
                 y = train_labels[batch].to(torch_device)
+                x, target = (x, y) if mix is None else mix(x, y)  # mixed: soft targets (N, classes)
                 with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=use_amp):
                     logits = model(x)
                 loss = F.cross_entropy(
-                    logits.float(), y, weight=weights.to(torch_device), label_smoothing=config.label_smoothing
+                    logits.float(), target, weight=weights.to(torch_device), label_smoothing=config.label_smoothing
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
                 total_loss += loss.item() * len(batch)
-                correct += int((logits.argmax(1) == y).sum())
+                correct += int((logits.argmax(1) == (y if mix is None else target.argmax(1))).sum())
             seconds = time.perf_counter() - started
             val = _evaluate(model, val_crops, val_labels, weights, classes) if len(val_crops) else (None,) * 3
             log = EpochLog(
